@@ -1,0 +1,168 @@
+import type { Inventory } from './domain/inventory.js';
+import type { Digest } from './domain/names.js';
+import { type DeletionUnit, type Plan, plan } from './domain/plan.js';
+import type { Policy } from './domain/policy.js';
+import { createLimit, type Limit } from './limit.js';
+import type { Clock, Progress, Registry, StorageLister } from './ports.js';
+import { scan } from './scan.js';
+
+export interface CleanupPorts {
+  readonly registry: Registry;
+  readonly storage?: StorageLister;
+  readonly clock: Clock;
+  readonly progress?: Progress;
+}
+
+export interface PlanRequest {
+  readonly registryUrl: string;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly policy: Policy;
+  readonly concurrency: number;
+}
+
+export interface PlannedRun {
+  readonly inventory: Inventory;
+  readonly plan: Plan;
+}
+
+/** Scans the registry and decides what is stale. Changes nothing. */
+export async function makePlan(ports: CleanupPorts, request: PlanRequest): Promise<PlannedRun> {
+  const inventory = await scan({
+    registry: ports.registry,
+    registryUrl: request.registryUrl,
+    include: request.include,
+    exclude: request.exclude,
+    concurrency: request.concurrency,
+    clock: ports.clock,
+    ...(ports.storage ? { storage: ports.storage } : {}),
+    ...(ports.progress ? { progress: ports.progress } : {}),
+  });
+  return { inventory, plan: plan(inventory, request.policy, ports.clock.now()) };
+}
+
+export interface DeletedManifest {
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly outcome: 'deleted' | 'already-gone';
+}
+
+export interface SkippedUnit {
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly reason: string;
+}
+
+export interface FailedDeletion {
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly error: string;
+}
+
+export interface DeletionReport {
+  readonly deleted: readonly DeletedManifest[];
+  readonly skipped: readonly SkippedUnit[];
+  readonly failed: readonly FailedDeletion[];
+  /** Set when the registry refused deletes outright; nothing after that point was attempted. */
+  readonly stoppedBy?: { readonly code: string; readonly message: string };
+}
+
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const errorCode = (error: unknown) =>
+  typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
+
+/** Errors after which no further delete can succeed: the registry refuses deletes as configured. */
+const STOPPING_CODES: ReadonlySet<string> = new Set(['RJ_DELETE_DISABLED', 'RJ_READ_ONLY', 'RJ_AUTH']);
+
+/**
+ * Deletes what the plan says, repository by repository. Right before a repository's deletions its tags are
+ * resolved again; a unit whose digests are no longer pointed to by exactly the tags the plan saw (a tag moved,
+ * or a new tag points there) is skipped. A 404 counts as already done.
+ */
+export async function applyPlan(
+  ports: CleanupPorts,
+  planned: Plan,
+  concurrency: number,
+): Promise<DeletionReport> {
+  const limit = createLimit(concurrency);
+  const deleted: DeletedManifest[] = [];
+  const skipped: SkippedUnit[] = [];
+  const failed: FailedDeletion[] = [];
+  let stoppedBy: DeletionReport['stoppedBy'];
+  const work = planned.repositories.filter((repository) => repository.deletions.length > 0);
+  let done = 0;
+  await Promise.all(
+    work.map(async (repository) => {
+      if (stoppedBy) return;
+      let current: Map<Digest, string[]>;
+      try {
+        current = await currentTags(ports.registry, repository.name, limit);
+      } catch (error) {
+        for (const unit of repository.deletions) {
+          failed.push({
+            repository: repository.name,
+            digest: unit.root,
+            error: `tags could not be re-read: ${errorText(error)}`,
+          });
+        }
+        return;
+      }
+      await Promise.all(
+        repository.deletions.map(async (unit) => {
+          const moved = changedTags(unit, current);
+          if (moved) {
+            skipped.push({
+              repository: repository.name,
+              digest: unit.root,
+              reason: `registry changed since the plan: ${moved}`,
+            });
+            return;
+          }
+          for (const step of unit.steps) {
+            if (stoppedBy) return;
+            try {
+              const outcome = await limit(() => ports.registry.deleteManifest(repository.name, step.digest));
+              deleted.push({ repository: repository.name, digest: step.digest, outcome });
+            } catch (error) {
+              const code = errorCode(error);
+              if (code && STOPPING_CODES.has(code)) stoppedBy ??= { code, message: errorText(error) };
+              else failed.push({ repository: repository.name, digest: step.digest, error: errorText(error) });
+              return;
+            }
+          }
+        }),
+      );
+      done += 1;
+      ports.progress?.update(`cleaned ${done}/${work.length} repositories`);
+    }),
+  );
+  return { deleted, skipped, failed, ...(stoppedBy ? { stoppedBy } : {}) };
+}
+
+async function currentTags(
+  registry: Registry,
+  repository: string,
+  limit: Limit,
+): Promise<Map<Digest, string[]>> {
+  const names = await limit(() => registry.listTags(repository));
+  const byDigest = new Map<Digest, string[]>();
+  await Promise.all(
+    names.map(async (tag) => {
+      const digest = await limit(() => registry.resolveManifest(repository, tag));
+      if (digest) byDigest.set(digest, [...(byDigest.get(digest) ?? []), tag]);
+    }),
+  );
+  return byDigest;
+}
+
+function changedTags(unit: DeletionUnit, current: Map<Digest, string[]>): string | undefined {
+  for (const step of unit.steps) {
+    const now = new Set(current.get(step.digest) ?? []);
+    const before = new Set(step.tags);
+    const gone = [...before].filter((tag) => !now.has(tag));
+    const added = [...now].filter((tag) => !before.has(tag));
+    if (gone.length > 0) return `tag ${gone.join(', ')} no longer points to ${step.digest.slice(0, 19)}`;
+    if (added.length > 0) return `tag ${added.join(', ')} now points to ${step.digest.slice(0, 19)}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,408 @@
+import type { Inventory, Manifest, Repository } from './inventory.js';
+import type { Digest } from './names.js';
+import { describeRule, formatDuration, type Policy, type Rule, ruleFor } from './policy.js';
+import { type Reclaim, reclaim } from './reclaim.js';
+
+export type Decision = 'keep' | 'delete';
+
+export interface TagDecision {
+  readonly tag: string;
+  readonly digest: Digest;
+  readonly decision: Decision;
+  readonly reason: string;
+}
+
+export type ManifestRole = 'image' | 'child' | 'referrer' | 'untagged';
+
+export interface ImageTime {
+  readonly at: string;
+  readonly source: 'pushed' | 'created';
+}
+
+export interface ManifestDecision {
+  readonly digest: Digest;
+  readonly kind: Manifest['kind'];
+  readonly role: ManifestRole;
+  readonly tags: readonly string[];
+  readonly decision: Decision;
+  readonly reason: string;
+  readonly time?: ImageTime;
+  readonly warnings?: readonly string[];
+}
+
+/** One digest to delete, with the tags that must still point to it (and only those) when it is deleted. */
+export interface DeletionStep {
+  readonly digest: Digest;
+  readonly tags: readonly string[];
+}
+
+/**
+ * Digests deleted together, in order: referrers and exclusive children first, the root last, so that an
+ * interrupted run leaves the root (still tagged) for the next run to finish.
+ */
+export interface DeletionUnit {
+  readonly root: Digest;
+  readonly steps: readonly DeletionStep[];
+}
+
+export interface RepositoryPlan {
+  readonly name: string;
+  readonly rule: string;
+  readonly error?: string;
+  readonly tags: readonly TagDecision[];
+  readonly manifests: readonly ManifestDecision[];
+  readonly deletions: readonly DeletionUnit[];
+}
+
+export interface PlanTotals {
+  readonly repositories: number;
+  readonly repositoriesFailed: number;
+  readonly tagsKept: number;
+  readonly tagsDeleted: number;
+  readonly manifestsKept: number;
+  readonly manifestsDeleted: number;
+}
+
+export interface Plan {
+  readonly version: 1;
+  readonly registry: string;
+  readonly createdAt: string;
+  readonly repositories: readonly RepositoryPlan[];
+  readonly totals: PlanTotals;
+  readonly reclaim: Reclaim;
+}
+
+const EARLIEST_PLAUSIBLE = Date.UTC(2000, 0, 1);
+const FUTURE_TOLERANCE_MS = 60 * 60 * 1000;
+const DAY_MS = 86_400_000;
+
+const REFERRER_TAG = /^sha256-([a-f0-9]{64})(?:\.(sig|att|sbom))?$/;
+
+/** The subject a cosign (`sha256-<hex>.sig|.att|.sbom`) or OCI fallback (`sha256-<hex>`) tag belongs to. */
+export function referrerTagSubject(tag: string): Digest | undefined {
+  const match = REFERRER_TAG.exec(tag);
+  return match ? (`sha256:${match[1]}` as Digest) : undefined;
+}
+
+const short = (digest: string) => digest.slice(0, 19);
+
+interface Clocked {
+  time?: ImageTime;
+  warnings: string[];
+}
+
+function plausible(ms: number, now: number): boolean {
+  return Number.isFinite(ms) && ms >= EARLIEST_PLAUSIBLE && ms <= now + FUTURE_TOLERANCE_MS;
+}
+
+/**
+ * When an image was made current: its push time when storage is visible, else its config's `created`;
+ * an implausible clock is flagged and the other one used. An index takes its newest child's time where it has
+ * none of its own.
+ */
+function imageTime(manifest: Manifest, byDigest: Map<Digest, Manifest>, now: number): Clocked {
+  const warnings: string[] = [];
+  const childTimes = (pick: (m: Manifest) => string | undefined) =>
+    manifest.children
+      .map((child) => byDigest.get(child.digest))
+      .map((child) => (child ? pick(child) : undefined))
+      .filter((value): value is string => value !== undefined)
+      .sort()
+      .at(-1);
+  const pushed = manifest.pushedAt ?? (manifest.kind === 'index' ? childTimes((m) => m.pushedAt) : undefined);
+  const created = manifest.created ?? (manifest.kind === 'index' ? childTimes((m) => m.created) : undefined);
+  for (const [source, at] of [
+    ['pushed', pushed],
+    ['created', created],
+  ] as const) {
+    if (at === undefined) continue;
+    if (plausible(Date.parse(at), now)) return { time: { at, source }, warnings };
+    warnings.push(`implausible ${source === 'pushed' ? 'push' : 'build'} time ${at}`);
+  }
+  return { warnings };
+}
+
+interface Node {
+  readonly manifest: Manifest;
+  readonly tags: string[];
+  /** The subject this manifest is a referrer of (by `subject` field or by a referrer-form tag). */
+  subject?: Digest;
+  /** Indexes that list this manifest as a child. */
+  readonly parents: Digest[];
+  role: ManifestRole;
+  decision?: Decision;
+  reason?: string;
+  clock?: Clocked;
+}
+
+function planRepository(repository: Repository, rule: Rule, now: number): RepositoryPlan {
+  const ruleText = describeRule(rule);
+  if (repository.error !== undefined) {
+    return {
+      name: repository.name,
+      rule: ruleText,
+      error: repository.error,
+      tags: repository.tags.map((tag) => ({
+        tag: tag.name,
+        digest: tag.digest,
+        decision: 'keep',
+        reason: 'repository could not be scanned',
+      })),
+      manifests: [],
+      deletions: [],
+    };
+  }
+
+  const byDigest = new Map<Digest, Manifest>(repository.manifests.map((m) => [m.digest, m]));
+  const nodes = new Map<Digest, Node>();
+  for (const manifest of repository.manifests) {
+    nodes.set(manifest.digest, {
+      manifest,
+      tags: [],
+      parents: [],
+      role: 'untagged',
+      subject: manifest.subject,
+    });
+  }
+  for (const tag of repository.tags) {
+    const node = nodes.get(tag.digest);
+    if (!node) continue;
+    node.tags.push(tag.name);
+  }
+  for (const node of nodes.values()) {
+    for (const child of node.manifest.children) nodes.get(child.digest)?.parents.push(node.manifest.digest);
+    const plainTags = node.tags.filter((tag) => referrerTagSubject(tag) === undefined);
+    if (node.subject === undefined && plainTags.length === 0 && node.tags.length > 0) {
+      node.subject = referrerTagSubject(node.tags[0] ?? '');
+    }
+    if (node.subject !== undefined) node.role = 'referrer';
+    else if (plainTags.length > 0) node.role = 'image';
+    else if (node.parents.length > 0) node.role = 'child';
+  }
+  // Parents are only known after every node has been visited.
+  for (const node of nodes.values()) {
+    if (node.role === 'untagged' && node.parents.length > 0) node.role = 'child';
+  }
+
+  const tagDecisions = new Map<string, { decision: Decision; reason: string }>();
+  const kept = (node: Node, reason: string) => {
+    if (node.decision === 'keep') return false;
+    node.decision = 'keep';
+    node.reason = reason;
+    return true;
+  };
+
+  // Images: rank distinct digests by time, newest first; unknown times are never deleted.
+  const images = [...nodes.values()].filter((node) => node.role === 'image');
+  for (const node of images) node.clock = imageTime(node.manifest, byDigest, now);
+  const ranked = images
+    .filter((node) => node.clock?.time !== undefined)
+    .sort(
+      (a, b) =>
+        Date.parse(b.clock?.time?.at ?? '') - Date.parse(a.clock?.time?.at ?? '') ||
+        a.manifest.digest.localeCompare(b.manifest.digest),
+    );
+  const rank = new Map(ranked.map((node, index) => [node.manifest.digest, index]));
+  const keepTagPatterns = rule.keepTags.map((source) => ({ source, regex: new RegExp(source) }));
+
+  for (const node of images) {
+    const time = node.clock?.time;
+    const age = time ? now - Date.parse(time.at) : undefined;
+    const ageText = time && age !== undefined ? `${time.source} ${formatDuration(age)} ago` : undefined;
+    const position = rank.get(node.manifest.digest);
+    const imageReason = (): string | undefined => {
+      if (rule.protect) return `repository protected by ${rule.source}`;
+      if (position !== undefined && rule.keepLast !== undefined && position < rule.keepLast) {
+        return `among ${rule.keepLast} most recent (#${position + 1})`;
+      }
+      if (age !== undefined && rule.keepDays !== undefined && age < rule.keepDays * DAY_MS) {
+        return `${ageText}, within ${rule.keepDays}d`;
+      }
+      if (!time) return 'no plausible push or build time';
+      return undefined;
+    };
+    const byImage = imageReason();
+    for (const tag of node.tags) {
+      if (referrerTagSubject(tag) !== undefined) continue;
+      const pattern = keepTagPatterns.find(({ regex }) => regex.test(tag));
+      const reason = pattern ? `matches keep-tag /${pattern.source}/` : byImage;
+      if (reason !== undefined) tagDecisions.set(tag, { decision: 'keep', reason });
+    }
+    const keptTag = node.tags.find((tag) => tagDecisions.get(tag)?.decision === 'keep');
+    if (keptTag !== undefined) {
+      kept(node, `tag ${keptTag}: ${tagDecisions.get(keptTag)?.reason}`);
+      for (const tag of node.tags) {
+        if (referrerTagSubject(tag) === undefined && !tagDecisions.has(tag)) {
+          tagDecisions.set(tag, { decision: 'keep', reason: `digest shared with kept tag ${keptTag}` });
+        }
+      }
+    } else {
+      const staleWhy = [
+        ageText,
+        rule.keepLast !== undefined ? `not among ${rule.keepLast} most recent` : undefined,
+      ].filter(Boolean);
+      for (const tag of node.tags) {
+        if (referrerTagSubject(tag) !== undefined) continue;
+        tagDecisions.set(tag, { decision: 'delete', reason: `stale: ${staleWhy.join(', ')}` });
+      }
+    }
+  }
+
+  // Untagged manifests: kept within the grace period, or when their push time is unknown.
+  for (const node of nodes.values()) {
+    if (node.tags.length > 0) continue;
+    if (rule.protect) {
+      kept(node, `repository protected by ${rule.source}`);
+      continue;
+    }
+    const pushed = node.manifest.pushedAt;
+    if (pushed === undefined) {
+      if (node.role === 'untagged') kept(node, 'untagged, push time unknown');
+      continue;
+    }
+    const age = now - Date.parse(pushed);
+    if (age < rule.untaggedGraceMs) {
+      kept(node, `pushed ${formatDuration(age)} ago, within ${formatDuration(rule.untaggedGraceMs)} grace`);
+    }
+  }
+
+  // What kept manifests need: their children, and every referrer of them (signatures follow their subject).
+  const referrersOf = new Map<Digest, Node[]>();
+  for (const node of nodes.values()) {
+    if (node.subject === undefined) continue;
+    referrersOf.set(node.subject, [...(referrersOf.get(node.subject) ?? []), node]);
+  }
+  const label = (node: Node) =>
+    node.tags.find((tag) => referrerTagSubject(tag) === undefined) ?? short(node.manifest.digest);
+  const queue = [...nodes.values()].filter((node) => node.decision === 'keep');
+  for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+    for (const child of next.manifest.children) {
+      const childNode = nodes.get(child.digest);
+      if (childNode && kept(childNode, `child of kept index ${label(next)}`)) queue.push(childNode);
+    }
+    for (const referrer of referrersOf.get(next.manifest.digest) ?? []) {
+      if (kept(referrer, `${referrerKind(referrer)} of kept ${next.manifest.kind} ${label(next)}`))
+        queue.push(referrer);
+    }
+  }
+
+  // Everything else goes, each with the reason it is no longer needed.
+  for (const node of nodes.values()) {
+    if (node.decision === 'keep') continue;
+    node.decision = 'delete';
+    if (node.role === 'image') {
+      const tags = node.tags.filter((tag) => referrerTagSubject(tag) === undefined);
+      node.reason = `every tag is stale (${tags.join(', ')})`;
+    } else if (node.role === 'referrer') {
+      const subject = node.subject ? nodes.get(node.subject) : undefined;
+      node.reason = subject
+        ? `${referrerKind(node)} of deleted ${subject.manifest.kind} ${label(subject)}`
+        : `orphan ${referrerKind(node)}: subject ${short(node.subject ?? '')} is gone`;
+    } else if (node.role === 'child') {
+      node.reason = `child of deleted index ${node.parents.map((p) => label(nodes.get(p) as Node)).join(', ')}`;
+    } else {
+      node.reason = `untagged for ${formatDuration(now - Date.parse(node.manifest.pushedAt ?? ''))}`;
+    }
+  }
+  for (const tag of repository.tags) {
+    if (tagDecisions.has(tag.name)) continue;
+    const node = nodes.get(tag.digest);
+    tagDecisions.set(tag.name, {
+      decision: node?.decision ?? 'keep',
+      reason: node?.reason ?? 'manifest could not be read',
+    });
+  }
+
+  return {
+    name: repository.name,
+    rule: ruleText,
+    tags: repository.tags.map((tag) => {
+      const { decision, reason } = tagDecisions.get(tag.name) ?? { decision: 'keep', reason: '' };
+      return { tag: tag.name, digest: tag.digest, decision, reason };
+    }),
+    manifests: [...nodes.values()].map((node) => ({
+      digest: node.manifest.digest,
+      kind: node.manifest.kind,
+      role: node.role,
+      tags: node.tags,
+      decision: node.decision ?? 'keep',
+      reason: node.reason ?? '',
+      ...(node.clock?.time ? { time: node.clock.time } : {}),
+      ...(node.clock && node.clock.warnings.length > 0 ? { warnings: node.clock.warnings } : {}),
+    })),
+    deletions: deletionUnits(nodes, referrersOf),
+  };
+}
+
+function referrerKind(node: Node): string {
+  const suffix = node.tags.map((tag) => REFERRER_TAG.exec(tag)?.[2]).find(Boolean);
+  if (suffix === 'sig') return 'signature';
+  if (suffix === 'att') return 'attestation';
+  if (suffix === 'sbom') return 'SBOM';
+  return 'referrer';
+}
+
+/** Groups deleted digests into units: each root with the children and referrers that go with it. */
+function deletionUnits(nodes: Map<Digest, Node>, referrersOf: Map<Digest, Node[]>): DeletionUnit[] {
+  const deleted = (digest: Digest) => nodes.get(digest)?.decision === 'delete';
+  const dependents = (node: Node): Node[] => [
+    ...(referrersOf.get(node.manifest.digest) ?? []),
+    ...node.manifest.children
+      .map((child) => nodes.get(child.digest))
+      .filter((n): n is Node => n !== undefined),
+  ];
+  const isRoot = (node: Node) =>
+    !(node.subject !== undefined && deleted(node.subject)) && !node.parents.some((parent) => deleted(parent));
+  const assigned = new Set<Digest>();
+  const units: DeletionUnit[] = [];
+  const collect = (node: Node, steps: DeletionStep[]) => {
+    assigned.add(node.manifest.digest);
+    for (const dependent of dependents(node)) {
+      if (dependent.decision === 'delete' && !assigned.has(dependent.manifest.digest))
+        collect(dependent, steps);
+    }
+    steps.push({ digest: node.manifest.digest, tags: [...node.tags] });
+  };
+  const candidates = [...nodes.values()]
+    .filter((node) => node.decision === 'delete')
+    .sort((a, b) => Number(isRoot(b)) - Number(isRoot(a)));
+  for (const node of candidates) {
+    if (assigned.has(node.manifest.digest)) continue;
+    const steps: DeletionStep[] = [];
+    collect(node, steps);
+    units.push({ root: node.manifest.digest, steps });
+  }
+  return units;
+}
+
+/** Decides, for every tag and digest of the inventory, keep or delete and why. Pure: no I/O, no clock. */
+export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
+  const nowMs = now.getTime();
+  const repositories = inventory.repositories.map((repository) =>
+    planRepository(repository, ruleFor(policy, repository.name), nowMs),
+  );
+  const count = <T extends { decision: Decision }>(items: readonly T[], decision: Decision) =>
+    items.filter((item) => item.decision === decision).length;
+  const totals: PlanTotals = {
+    repositories: repositories.length,
+    repositoriesFailed: repositories.filter((r) => r.error !== undefined).length,
+    tagsKept: repositories.reduce((sum, r) => sum + count(r.tags, 'keep'), 0),
+    tagsDeleted: repositories.reduce((sum, r) => sum + count(r.tags, 'delete'), 0),
+    manifestsKept: repositories.reduce((sum, r) => sum + count(r.manifests, 'keep'), 0),
+    manifestsDeleted: repositories.reduce((sum, r) => sum + count(r.manifests, 'delete'), 0),
+  };
+  const deletedByRepository = new Map(
+    repositories.map((r) => [
+      r.name,
+      new Set(r.manifests.filter((m) => m.decision === 'delete').map((m) => m.digest)),
+    ]),
+  );
+  return {
+    version: 1,
+    registry: inventory.registry,
+    createdAt: now.toISOString(),
+    repositories,
+    totals,
+    reclaim: reclaim(inventory, deletedByRepository),
+  };
+}

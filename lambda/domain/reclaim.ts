@@ -1,0 +1,61 @@
+import type { BlobRef, Inventory, Manifest } from './inventory.js';
+import type { Digest } from './names.js';
+
+export interface Reclaim {
+  /** Bytes of blobs (manifests, configs, layers) that only deleted manifests reference. */
+  readonly bytes: number;
+  readonly blobs: number;
+  /** False when the figure can only be an upper bound; `caveats` says why. */
+  readonly exact: boolean;
+  readonly caveats: readonly string[];
+}
+
+/** Every blob the garbage collector keeps for a manifest: the manifest itself and what it references. */
+export function blobsOf(manifest: Manifest): BlobRef[] {
+  return [
+    { digest: manifest.digest, size: manifest.size },
+    ...(manifest.config ? [manifest.config] : []),
+    ...manifest.layers,
+    ...manifest.children,
+  ];
+}
+
+/**
+ * The bytes the garbage collector frees once the given manifests are deleted: blobs referenced by deleted
+ * manifests and by no kept manifest in any scanned repository. Blobs are shared across repositories on disk,
+ * so a blob kept anywhere counts as not freed.
+ */
+export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, ReadonlySet<Digest>>): Reclaim {
+  const keptBlobs = new Set<Digest>();
+  const candidates = new Map<Digest, number>();
+  for (const repository of inventory.repositories) {
+    const gone = deleted.get(repository.name);
+    for (const manifest of repository.manifests) {
+      const isDeleted = gone?.has(manifest.digest) === true;
+      for (const blob of blobsOf(manifest)) {
+        if (isDeleted) candidates.set(blob.digest, blob.size);
+        else keptBlobs.add(blob.digest);
+      }
+    }
+  }
+  let bytes = 0;
+  let blobs = 0;
+  for (const [digest, size] of candidates) {
+    if (keptBlobs.has(digest)) continue;
+    bytes += size;
+    blobs += 1;
+  }
+
+  const caveats: string[] = [];
+  if (!inventory.catalogComplete) {
+    caveats.push('only some repositories were scanned; blobs they share with the others may stay');
+  }
+  const failed = inventory.repositories.filter((r) => r.error !== undefined).length;
+  if (failed > 0) {
+    caveats.push(`${failed} repositories could not be scanned; blobs they share may stay`);
+  }
+  if (inventory.repositories.some((r) => r.error === undefined && !r.revisionsVisible)) {
+    caveats.push('untagged revisions are not visible without the storage root; blobs they share may stay');
+  }
+  return { bytes, blobs, exact: caveats.length === 0, caveats };
+}

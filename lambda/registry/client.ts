@@ -1,0 +1,759 @@
+import type { Dispatcher } from 'undici';
+import {
+  assertDigest,
+  assertRepositoryName,
+  assertTagName,
+  type Digest,
+  isDigest,
+  isRepositoryName,
+  isTagName,
+} from '../domain/names.js';
+import type { DeleteOutcome, FetchedManifest, Registry } from '../ports.js';
+import {
+  basicAuthorization,
+  type Challenge,
+  type Credentials,
+  DEFAULT_TOKEN_LIFETIME_SECONDS,
+  hasUserPassword,
+  parseChallenges,
+  TokenCache,
+} from './auth.js';
+import {
+  AuthError,
+  type AuthErrorCredentials,
+  BodyTooLargeError,
+  DeleteRefusedError,
+  DigestMismatchError,
+  RegistryError,
+  RegistryHttpError,
+  RegistryResponseError,
+} from './errors.js';
+import {
+  abandon,
+  composeDispatcher,
+  createAgent,
+  discard,
+  type ReadBodyResult,
+  readBody,
+  readSnippet,
+  translateTransportError,
+} from './http.js';
+
+export const MANIFEST_MEDIA_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+] as const;
+
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** A catalog page of 1000 names or an unpaginated tag list of a busy repository fits easily. */
+export const MAX_LISTING_BYTES = 32 * 1024 * 1024;
+const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
+/** 2.8.2 and later answer 400 to a larger `n`. */
+export const MAX_PAGE_SIZE = 1000;
+
+export type InvalidNameKind = 'repository' | 'tag';
+
+export interface RegistryClientOptions {
+  /** `http://` or `https://` origin of the registry, without a path. */
+  readonly url: string;
+  readonly credentials?: Credentials;
+  /** Skip TLS certificate verification. */
+  readonly insecureTls?: boolean;
+  /** PEM certificates to trust instead of the default CAs (the contents of a CA file). */
+  readonly ca?: string;
+  /** Connections kept open to the registry; requests beyond it queue. */
+  readonly concurrency: number;
+  /** Headers and body inactivity timeout per request. @default 30000 */
+  readonly requestTimeoutMs?: number;
+  /** Aborts every request, including retries waiting to run, when it fires. */
+  readonly deadline?: AbortSignal;
+  /** Retries after the first attempt for 429, 502, 503, 504 and connection failures. @default 4 */
+  readonly retries?: number;
+  /** First retry delay when the registry sends no Retry-After; doubled each time. @default 500 */
+  readonly retryMinDelayMs?: number;
+  /** Longest wait before a retry, Retry-After included. @default 10000 */
+  readonly retryMaxDelayMs?: number;
+  readonly userAgent?: string;
+  /** Catalog page size (`n`), at most 1000. @default 1000 */
+  readonly pageSize?: number;
+  /** Pages followed before the listing is declared broken. @default 10000 */
+  readonly maxPages?: number;
+  /** Names in listings that fail the registry grammar are skipped and reported here. */
+  readonly onInvalidName?: (kind: InvalidNameKind, value: string) => void;
+  /** Used instead of an Agent (tests inject a MockAgent); retries and redirects are still composed on it. */
+  readonly dispatcher?: Dispatcher;
+  /** Milliseconds since the epoch, for token expiry. @default Date.now */
+  readonly now?: () => number;
+}
+
+type Method = 'GET' | 'HEAD' | 'DELETE';
+
+interface Call {
+  readonly method: Method;
+  /** Path and query, already validated. */
+  readonly path: string;
+  readonly scope: string;
+  readonly accept?: string;
+}
+
+type HttpResponse = Dispatcher.ResponseData;
+
+const CATALOG_SCOPE = 'registry:catalog:*';
+const pullScope = (repository: string) => `repository:${repository}:pull`;
+const deleteScope = (repository: string) => `repository:${repository}:delete`;
+const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+const GENERIC_CONTENT_TYPES = new Set(['', 'application/json', 'text/plain', 'application/octet-stream']);
+
+/** The registry's HTTP API v2 over undici, implementing the Registry port. */
+export class RegistryClient implements Registry {
+  readonly origin: string;
+  readonly #protocol: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #owned: Dispatcher | undefined = undefined;
+  readonly #credentials: Credentials | undefined;
+  readonly #deadline: AbortSignal | undefined;
+  readonly #timeoutMs: number;
+  readonly #userAgent: string;
+  readonly #pageSize: number;
+  readonly #maxPages: number;
+  readonly #onInvalidName: RegistryClientOptions['onInvalidName'];
+  readonly #now: () => number;
+  readonly #tokens: TokenCache;
+  readonly #tokenRequests = new Map<string, Promise<{ token: string; expiresIn: number }>>();
+  #scheme: 'unknown' | 'basic' | 'bearer' = 'unknown';
+
+  constructor(options: RegistryClientOptions) {
+    const url = parseRegistryUrl(options.url);
+    this.origin = url.origin;
+    this.#protocol = url.protocol;
+    const concurrency = positiveInteger(options.concurrency, 'concurrency');
+    this.#timeoutMs = positiveInteger(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs');
+    const retries = nonNegativeInteger(options.retries ?? 4, 'retries');
+    const minDelayMs = nonNegativeInteger(options.retryMinDelayMs ?? 500, 'retryMinDelayMs');
+    const maxDelayMs = nonNegativeInteger(options.retryMaxDelayMs ?? 10_000, 'retryMaxDelayMs');
+    this.#pageSize = positiveInteger(options.pageSize ?? MAX_PAGE_SIZE, 'pageSize');
+    if (this.#pageSize > MAX_PAGE_SIZE) {
+      invalidOption('pageSize', options.pageSize, `at most ${MAX_PAGE_SIZE}`);
+    }
+    this.#maxPages = positiveInteger(options.maxPages ?? 10_000, 'maxPages');
+    this.#credentials = checkCredentials(options.credentials);
+    this.#deadline = options.deadline;
+    this.#userAgent = options.userAgent ?? 'registry-janitor';
+    this.#onInvalidName = options.onInvalidName;
+    this.#now = options.now ?? Date.now;
+    this.#tokens = new TokenCache(this.#now);
+    if (this.#credentials && !hasUserPassword(this.#credentials)) this.#scheme = 'bearer';
+
+    let base = options.dispatcher;
+    if (!base) {
+      this.#owned = createAgent({
+        connections: concurrency,
+        requestTimeoutMs: this.#timeoutMs,
+        insecureTls: options.insecureTls === true,
+        ...(options.ca ? { ca: options.ca } : {}),
+      });
+      base = this.#owned;
+    }
+    this.#dispatcher = composeDispatcher(base, { retries, minDelayMs, maxDelayMs });
+  }
+
+  /** Closes the connection pool the client created; an injected dispatcher is left to its owner. */
+  async close(): Promise<void> {
+    await this.#owned?.close();
+  }
+
+  async listRepositories(): Promise<string[]> {
+    const names: string[] = [];
+    await this.#paginate(
+      `/v2/_catalog?n=${this.#pageSize}`,
+      '/v2/_catalog',
+      CATALOG_SCOPE,
+      'repositories',
+      (value) => {
+        if (isRepositoryName(value)) names.push(value);
+        else this.#reportInvalid('repository', value);
+      },
+    );
+    return names;
+  }
+
+  async listTags(repository: string): Promise<string[]> {
+    const name = assertRepositoryName(repository);
+    const path = `/v2/${name}/tags/list`;
+    const tags: string[] = [];
+    await this.#paginate(path, path, pullScope(name), 'tags', (value) => {
+      if (isTagName(value)) tags.push(value);
+      else this.#reportInvalid('tag', value);
+    });
+    return tags;
+  }
+
+  async getManifest(repository: string, reference: string): Promise<FetchedManifest | undefined> {
+    const name = assertRepositoryName(repository);
+    const ref = assertReference(reference);
+    const path = `/v2/${name}/manifests/${ref}`;
+    const response = await this.#send({
+      method: 'GET',
+      path,
+      scope: pullScope(name),
+      accept: MANIFEST_ACCEPT,
+    });
+    if (response.statusCode === 404) {
+      await discard(response.body);
+      return undefined;
+    }
+    if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
+
+    const what = `manifest ${name}@${ref}`;
+    checkContentLength(response, MAX_MANIFEST_BYTES, what);
+    const content = await this.#read(response, MAX_MANIFEST_BYTES, what, 'GET', path);
+    const digest = content.digest as Digest;
+    const sent = headerDigest(response, what);
+    if (sent !== undefined && sent !== digest) throw new DigestMismatchError(what, sent, digest);
+    if (isDigest(ref) && ref !== digest) throw new DigestMismatchError(what, ref, digest);
+    return { digest, mediaType: manifestMediaType(response, content.bytes, what), body: content.bytes };
+  }
+
+  async resolveManifest(repository: string, reference: string): Promise<Digest | undefined> {
+    const name = assertRepositoryName(repository);
+    const ref = assertReference(reference);
+    const path = `/v2/${name}/manifests/${ref}`;
+    const response = await this.#send({
+      method: 'HEAD',
+      path,
+      scope: pullScope(name),
+      accept: MANIFEST_ACCEPT,
+    });
+    await discard(response.body);
+    if (response.statusCode === 404) return undefined;
+    if (!isSuccess(response.statusCode)) throw httpErrorWithoutBody(response, 'HEAD', path);
+
+    const what = `manifest ${name}@${ref}`;
+    const digest = headerDigest(response, what);
+    if (digest === undefined) return (await this.getManifest(name, ref))?.digest;
+    if (isDigest(ref) && ref !== digest) throw new DigestMismatchError(what, ref, digest);
+    return digest;
+  }
+
+  async getBlob(repository: string, digest: Digest, maxBytes: number): Promise<Uint8Array> {
+    const name = assertRepositoryName(repository);
+    const blob = assertDigest(digest);
+    const limit = positiveInteger(maxBytes, 'maxBytes');
+    const path = `/v2/${name}/blobs/${blob}`;
+    const response = await this.#send({ method: 'GET', path, scope: pullScope(name) });
+    if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
+
+    const what = `blob ${name}@${blob}`;
+    checkContentLength(response, limit, what);
+    const content = await this.#read(response, limit, what, 'GET', path);
+    if (content.digest !== blob) throw new DigestMismatchError(what, blob, content.digest);
+    return content.bytes;
+  }
+
+  async statBlob(repository: string, digest: Digest): Promise<number | undefined> {
+    const name = assertRepositoryName(repository);
+    const blob = assertDigest(digest);
+    const path = `/v2/${name}/blobs/${blob}`;
+    const response = await this.#send({ method: 'HEAD', path, scope: pullScope(name) });
+    await discard(response.body);
+    if (response.statusCode === 404) return undefined;
+    if (!isSuccess(response.statusCode)) throw httpErrorWithoutBody(response, 'HEAD', path);
+    const length = Number(firstHeader(response, 'content-length'));
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new RegistryResponseError(
+        'RJ_BAD_RESPONSE',
+        `HEAD ${path} answered without a valid Content-Length`,
+      );
+    }
+    return length;
+  }
+
+  async deleteManifest(repository: string, digest: Digest): Promise<DeleteOutcome> {
+    const name = assertRepositoryName(repository);
+    const target = assertDigest(digest);
+    const path = `/v2/${name}/manifests/${target}`;
+    const response = await this.#send({ method: 'DELETE', path, scope: deleteScope(name) });
+    if (isSuccess(response.statusCode)) {
+      await discard(response.body);
+      return 'deleted';
+    }
+    if (response.statusCode === 404) {
+      await discard(response.body);
+      return 'already-gone';
+    }
+    if (response.statusCode !== 405) throw await httpError(response, 'DELETE', path);
+
+    const text = await readSnippet(response.body);
+    const errors = registryErrors(text);
+    if (errors === undefined) throw new DeleteRefusedError('RJ_READ_ONLY', path);
+    if (errors.some((error) => error.code === 'UNSUPPORTED'))
+      throw new DeleteRefusedError('RJ_DELETE_DISABLED', path);
+    throw httpErrorFromText(response, 'DELETE', path, text);
+  }
+
+  async #paginate(
+    firstPath: string,
+    pathname: string,
+    scope: string,
+    field: 'repositories' | 'tags',
+    onItem: (value: unknown) => void,
+  ): Promise<void> {
+    const seen = new Set<string>();
+    let path = firstPath;
+    for (let page = 1; ; page++) {
+      const response = await this.#send({ method: 'GET', path, scope });
+      if (field === 'tags' && response.statusCode === 404) {
+        const text = await readSnippet(response.body);
+        // 2.8 answers NAME_UNKNOWN for a repository whose tags directory is gone: it has no tags.
+        if (registryErrors(text)?.some((error) => error.code === 'NAME_UNKNOWN')) return;
+        throw httpErrorFromText(response, 'GET', path, text);
+      }
+      if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
+
+      const content = await this.#read(response, MAX_LISTING_BYTES, `GET ${path}`, 'GET', path);
+      const items = parseListing(content.bytes, field, path);
+      for (const item of items) onItem(item);
+
+      const link = nextLink(response.headers.link);
+      if (link === undefined) return;
+      const next = this.#checkNextLink(link, path, pathname);
+      const cursor = new URL(next, this.origin).searchParams.get('last') ?? next;
+      if (seen.has(cursor) || items.length === 0) {
+        throw new RegistryResponseError(
+          'RJ_PAGINATION',
+          `GET ${path}: the next-page link does not advance (${next}); stopped to avoid looping`,
+        );
+      }
+      if (page >= this.#maxPages) {
+        throw new RegistryResponseError(
+          'RJ_PAGINATION',
+          `GET ${firstPath}: more than ${this.#maxPages} pages; stopped`,
+        );
+      }
+      seen.add(cursor);
+      path = next;
+    }
+  }
+
+  #checkNextLink(link: string, current: string, pathname: string): string {
+    let url: URL;
+    try {
+      url = new URL(link, new URL(current, this.origin));
+    } catch (error) {
+      throw new RegistryResponseError('RJ_PAGINATION', `GET ${current}: unusable next-page link`, {
+        cause: error,
+      });
+    }
+    if (url.origin !== this.origin || url.pathname !== pathname) {
+      throw new RegistryResponseError(
+        'RJ_PAGINATION',
+        `GET ${current}: the next-page link points to ${url.origin}${url.pathname}, not ${this.origin}${pathname}; refusing to follow it`,
+      );
+    }
+    return `${url.pathname}${url.search}`;
+  }
+
+  #reportInvalid(kind: InvalidNameKind, value: unknown): void {
+    this.#onInvalidName?.(kind, typeof value === 'string' ? value : JSON.stringify(value));
+  }
+
+  async #read(
+    response: HttpResponse,
+    limit: number,
+    what: string,
+    method: Method,
+    path: string,
+  ): Promise<ReadBodyResult> {
+    try {
+      return await readBody(response.body, limit, what);
+    } catch (error) {
+      throw translateTransportError(error, method, `${this.origin}${path}`, this.#deadline);
+    }
+  }
+
+  /** Sends a request with the credentials the registry wants, answering one 401 challenge. */
+  async #send(call: Call): Promise<HttpResponse> {
+    const sentAuthorization = this.#preemptiveAuthorization(call.scope);
+    const first = await this.#request(this.origin, call.method, call.path, call.accept, sentAuthorization);
+    if (first.statusCode !== 401) return first;
+
+    const challenges = parseChallenges(first.headers['www-authenticate']);
+    await discard(first.body);
+    const authorization = await this.#answerChallenge(call, challenges, sentAuthorization);
+    const second = await this.#request(this.origin, call.method, call.path, call.accept, authorization);
+    if (second.statusCode !== 401) return second;
+    await discard(second.body);
+    if (this.#scheme === 'bearer') this.#tokens.delete(call.scope);
+    throw this.#authError(call, `rejected ${this.#credentialPhrase()} (401 after answering the challenge)`);
+  }
+
+  #preemptiveAuthorization(scope: string): string | undefined {
+    const credentials = this.#credentials;
+    if (credentials && !hasUserPassword(credentials)) return `Bearer ${credentials.token}`;
+    if (this.#scheme === 'basic' && hasUserPassword(credentials)) {
+      return basicAuthorization(credentials.username, credentials.password);
+    }
+    if (this.#scheme === 'bearer') {
+      const token = this.#tokens.get(scope);
+      if (token) return `Bearer ${token}`;
+    }
+    return undefined;
+  }
+
+  async #answerChallenge(call: Call, challenges: Challenge[], sent: string | undefined): Promise<string> {
+    const credentials = this.#credentials;
+    if (credentials && !hasUserPassword(credentials)) {
+      throw this.#authError(call, 'rejected the bearer token (401)');
+    }
+    const bearer = challenges.find((challenge) => challenge.scheme === 'bearer');
+    if (bearer) {
+      this.#scheme = 'bearer';
+      const granted = bearer.params.get('scope') || call.scope;
+      this.#tokens.alias(call.scope, granted);
+      const cached = this.#tokens.exact(granted);
+      if (cached && `Bearer ${cached}` !== sent) return `Bearer ${cached}`;
+      const { token, expiresIn } = await this.#fetchToken(call, bearer, granted);
+      this.#tokens.set(call.scope, granted, token, expiresIn);
+      return `Bearer ${token}`;
+    }
+    if (challenges.some((challenge) => challenge.scheme === 'basic')) {
+      if (!hasUserPassword(credentials)) {
+        throw this.#authError(call, 'requires a username and password (Basic) and none were given');
+      }
+      const authorization = basicAuthorization(credentials.username, credentials.password);
+      if (sent === authorization) throw this.#authError(call, 'rejected the username and password (401)');
+      this.#scheme = 'basic';
+      return authorization;
+    }
+    const offered =
+      challenges.map((challenge) => challenge.scheme).join(', ') || 'no WWW-Authenticate challenge';
+    throw this.#authError(
+      call,
+      `answered 401 with an authentication scheme the client does not support (${offered})`,
+    );
+  }
+
+  #fetchToken(
+    call: Call,
+    challenge: Challenge,
+    scope: string,
+  ): Promise<{ token: string; expiresIn: number }> {
+    const realm = challenge.params.get('realm') ?? '';
+    const service = challenge.params.get('service');
+    const key = JSON.stringify([realm, service, scope]);
+    const pending = this.#tokenRequests.get(key);
+    if (pending) return pending;
+    const request = this.#requestToken(call, realm, service, scope).finally(() =>
+      this.#tokenRequests.delete(key),
+    );
+    this.#tokenRequests.set(key, request);
+    return request;
+  }
+
+  async #requestToken(
+    call: Call,
+    realm: string,
+    service: string | undefined,
+    scope: string,
+  ): Promise<{ token: string; expiresIn: number }> {
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw this.#authError(call, 'sent a Bearer challenge without a usable realm URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw this.#authError(
+        call,
+        `sent a Bearer challenge with a ${url.protocol} realm; only http(s) is supported`,
+      );
+    }
+    const credentials = this.#credentials;
+    const withCredentials = hasUserPassword(credentials);
+    if (withCredentials && url.protocol === 'http:' && this.#protocol === 'https:') {
+      throw this.#authError(
+        call,
+        `named the token server ${url.origin} over plain http; refusing to send credentials there from an https registry`,
+      );
+    }
+    if (service !== undefined) url.searchParams.set('service', service);
+    for (const part of scope.split(' ').filter(Boolean)) url.searchParams.append('scope', part);
+    const where = `${url.origin}${url.pathname}`;
+    const path = `${url.pathname}${url.search}`;
+
+    const authorization = withCredentials
+      ? basicAuthorization(credentials.username, credentials.password)
+      : undefined;
+    const response = await this.#request(url.origin, 'GET', path, 'application/json', authorization);
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      await discard(response.body);
+      throw new AuthError(
+        `the token server ${where} refused ${this.#credentialPhrase()} for scope ${scope} (${response.statusCode})`,
+        'GET',
+        where,
+        this.#credentialKind(),
+      );
+    }
+    if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', where);
+    const content = await this.#read(response, MAX_TOKEN_RESPONSE_BYTES, `token from ${where}`, 'GET', where);
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.from(content.bytes).toString('utf8'));
+    } catch (error) {
+      throw new RegistryResponseError('RJ_BAD_RESPONSE', `the token server ${where} sent invalid JSON`, {
+        cause: error,
+      });
+    }
+    const record = isRecord(body) ? body : {};
+    const token = typeof record.token === 'string' && record.token ? record.token : record.access_token;
+    if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
+      throw new RegistryResponseError('RJ_BAD_RESPONSE', `the token server ${where} sent no usable token`);
+    }
+    const expiresIn =
+      typeof record.expires_in === 'number' && Number.isFinite(record.expires_in) && record.expires_in > 0
+        ? record.expires_in
+        : DEFAULT_TOKEN_LIFETIME_SECONDS;
+    return { token, expiresIn };
+  }
+
+  async #request(
+    origin: string,
+    method: Method,
+    path: string,
+    accept: string | undefined,
+    authorization: string | undefined,
+  ): Promise<HttpResponse> {
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent };
+    if (accept) headers.accept = accept;
+    if (authorization) headers.authorization = authorization;
+    try {
+      return await this.#dispatcher.request({
+        origin,
+        method,
+        path,
+        headers,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+        signal: this.#deadline ?? null,
+      });
+    } catch (error) {
+      throw translateTransportError(error, method, `${origin}${path}`, this.#deadline);
+    }
+  }
+
+  #credentialKind(): AuthErrorCredentials {
+    if (!this.#credentials) return 'none';
+    return hasUserPassword(this.#credentials) ? 'username-password' : 'token';
+  }
+
+  #credentialPhrase(): string {
+    const kind = this.#credentialKind();
+    if (kind === 'none') return 'anonymous access';
+    return kind === 'token' ? 'the bearer token' : 'the username and password';
+  }
+
+  #authError(call: Call, problem: string): AuthError {
+    return new AuthError(
+      `the registry at ${this.origin} ${problem} for ${call.method} ${call.path}`,
+      call.method,
+      call.path,
+      this.#credentialKind(),
+    );
+  }
+}
+
+export function createRegistryClient(options: RegistryClientOptions): RegistryClient {
+  return new RegistryClient(options);
+}
+
+function assertReference(reference: string): string {
+  return isDigest(reference) ? reference : assertTagName(reference);
+}
+
+function parseRegistryUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return invalidOption('url', String(value).replace(/\/\/[^/@]*@/, '//***@'), 'an http:// or https:// URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    invalidOption('url', value, 'http:// or https://');
+  }
+  if (url.username || url.password) invalidOption('url', '(redacted)', 'without user:password@');
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+    invalidOption('url', value, 'the registry origin only, without a path');
+  }
+  return url;
+}
+
+function checkCredentials(credentials: Credentials | undefined): Credentials | undefined {
+  if (!credentials) return undefined;
+  if (hasUserPassword(credentials)) {
+    if (typeof credentials.username !== 'string' || typeof credentials.password !== 'string') {
+      invalidOption('credentials', '(redacted)', 'a username and password');
+    }
+    if (!credentials.username || credentials.username.includes(':')) {
+      invalidOption('credentials', '(redacted)', 'a non-empty username without ":"');
+    }
+    return credentials;
+  }
+  if (typeof credentials.token !== 'string' || !/^[\x21-\x7e]+$/.test(credentials.token)) {
+    invalidOption('credentials', '(redacted)', 'a token of printable characters');
+  }
+  return credentials;
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) invalidOption(name, value, 'a positive integer');
+  return value;
+}
+
+function nonNegativeInteger(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) invalidOption(name, value, 'a non-negative integer');
+  return value;
+}
+
+function invalidOption(name: string, value: unknown, expected: string): never {
+  throw new RegistryError(
+    'RJ_INVALID_OPTIONS',
+    `registry client option ${name} must be ${expected}; got ${String(value)}`,
+  );
+}
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+function firstHeader(response: HttpResponse, name: string): string | undefined {
+  const value = response.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function headerDigest(response: HttpResponse, what: string): Digest | undefined {
+  const value = firstHeader(response, 'docker-content-digest');
+  if (value === undefined) return undefined;
+  if (!isDigest(value)) {
+    throw new RegistryResponseError(
+      'RJ_BAD_RESPONSE',
+      `${what}: the registry sent an unusable Docker-Content-Digest ${JSON.stringify(value.slice(0, 80))}`,
+    );
+  }
+  return value;
+}
+
+function checkContentLength(response: HttpResponse, limit: number, what: string): void {
+  const length = Number(firstHeader(response, 'content-length'));
+  if (Number.isFinite(length) && length > limit) {
+    abandon(response.body);
+    throw new BodyTooLargeError(what, limit);
+  }
+}
+
+function manifestMediaType(response: HttpResponse, body: Uint8Array, what: string): string {
+  const header = (firstHeader(response, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (!GENERIC_CONTENT_TYPES.has(header)) return header;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString('utf8'));
+  } catch (error) {
+    throw new RegistryResponseError('RJ_BAD_RESPONSE', `${what} is not JSON`, { cause: error });
+  }
+  if (isRecord(parsed)) {
+    if (typeof parsed.mediaType === 'string' && parsed.mediaType) return parsed.mediaType;
+    if (Array.isArray(parsed.manifests)) return 'application/vnd.oci.image.index.v1+json';
+    if (isRecord(parsed.config) && Array.isArray(parsed.layers))
+      return 'application/vnd.oci.image.manifest.v1+json';
+  }
+  throw new RegistryResponseError(
+    'RJ_BAD_RESPONSE',
+    `${what} has no media type (no Content-Type, no mediaType)`,
+  );
+}
+
+function parseListing(bytes: Uint8Array, field: 'repositories' | 'tags', path: string): unknown[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (error) {
+    throw new RegistryResponseError('RJ_BAD_RESPONSE', `GET ${path} did not answer JSON`, { cause: error });
+  }
+  if (!isRecord(parsed))
+    throw new RegistryResponseError('RJ_BAD_RESPONSE', `GET ${path} did not answer an object`);
+  const items = parsed[field];
+  if (items === null || items === undefined) return [];
+  if (!Array.isArray(items)) {
+    throw new RegistryResponseError('RJ_BAD_RESPONSE', `GET ${path}: "${field}" is not a list`);
+  }
+  return items;
+}
+
+/** The `rel="next"` target of a Link header (RFC 8288), if any. */
+export function nextLink(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const text = Array.isArray(header) ? header.join(', ') : header;
+  for (const match of text.matchAll(/<([^>]*)>((?:\s*;\s*[^;,]*)*)/g)) {
+    const params = match[2] ?? '';
+    const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))/i.exec(params);
+    const relations = (rel?.[1] ?? rel?.[2] ?? '').toLowerCase().split(/\s+/);
+    if (relations.includes('next')) return match[1];
+  }
+  return undefined;
+}
+
+interface RegistryErrorEntry {
+  readonly code: string;
+  readonly message?: string;
+}
+
+/** The `errors` of a registry JSON error body; undefined when the body is not one. */
+function registryErrors(text: string): RegistryErrorEntry[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(parsed) || !Array.isArray(parsed.errors)) return undefined;
+  return parsed.errors.flatMap((entry: unknown) =>
+    isRecord(entry) && typeof entry.code === 'string'
+      ? [{ code: entry.code, ...(typeof entry.message === 'string' ? { message: entry.message } : {}) }]
+      : [],
+  );
+}
+
+async function httpError(response: HttpResponse, method: Method, path: string): Promise<RegistryHttpError> {
+  return httpErrorFromText(response, method, path, await readSnippet(response.body));
+}
+
+function httpErrorFromText(
+  response: HttpResponse,
+  method: Method,
+  path: string,
+  text: string,
+): RegistryHttpError {
+  const first = registryErrors(text)?.[0];
+  return new RegistryHttpError({
+    method,
+    path,
+    status: response.statusCode,
+    ...(first ? { registryCode: clip(first.code, 64) } : {}),
+    ...(first?.message ? { registryMessage: clip(first.message, 200) } : {}),
+  });
+}
+
+function httpErrorWithoutBody(response: HttpResponse, method: Method, path: string): RegistryHttpError {
+  return new RegistryHttpError({ method, path, status: response.statusCode });
+}
+
+function clip(text: string, length: number): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters from the registry are removed
+  const single = text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return single.length > length ? `${single.slice(0, length)}…` : single;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { Agent, type Dispatcher, interceptors } from 'undici';
+import { BodyTooLargeError, errorCode, RegistryError, RegistryRequestError } from './errors.js';
+
+export const MAX_REDIRECTIONS = 5;
+
+export interface DispatcherOptions {
+  /** Connections per origin; the pool size. */
+  readonly connections: number;
+  readonly requestTimeoutMs: number;
+  readonly insecureTls?: boolean;
+  /** PEM bundle trusted in addition to nothing else: when given it replaces the default CAs, as in Node. */
+  readonly ca?: string;
+}
+
+export interface RetryOptions {
+  /** Retries after the first attempt. */
+  readonly retries: number;
+  readonly minDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/** A keep-alive pool per origin, with the TLS settings of the registry. */
+export function createAgent(options: DispatcherOptions): Agent {
+  return new Agent({
+    connections: options.connections,
+    headersTimeout: options.requestTimeoutMs,
+    bodyTimeout: options.requestTimeoutMs,
+    connect: {
+      rejectUnauthorized: !options.insecureTls,
+      ...(options.ca ? { ca: options.ca } : {}),
+    },
+  });
+}
+
+/**
+ * Retries (429, 5xx gateways, resets) inside redirects: each hop is retried on its own. The redirect
+ * interceptor drops Authorization, Cookie and Proxy-Authorization when a hop changes origin, so a blob
+ * redirected to object storage is fetched without the registry's credentials.
+ */
+export function composeDispatcher(base: Dispatcher, retry: RetryOptions): Dispatcher {
+  return base.compose(
+    interceptors.retry({
+      maxRetries: retry.retries,
+      minTimeout: retry.minDelayMs,
+      maxTimeout: retry.maxDelayMs,
+      timeoutFactor: 2,
+      retryAfter: true,
+      throwOnError: false,
+      methods: ['GET', 'HEAD', 'DELETE'],
+      statusCodes: [429, 502, 503, 504],
+      errorCodes: ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET'],
+    }),
+    interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
+  );
+}
+
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+export interface ReadBodyResult {
+  readonly bytes: Uint8Array;
+  /** `sha256:<hex>` of the bytes. */
+  readonly digest: string;
+}
+
+/**
+ * Reads a whole body, hashing as it goes, and stops (destroying the connection) as soon as it passes the
+ * limit, so a hostile or broken registry cannot make the client buffer gigabytes.
+ */
+export async function readBody(body: ResponseBody, limit: number, what: string): Promise<ReadBodyResult> {
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new BodyTooLargeError(what, limit);
+      hash.update(chunk);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    abandon(body);
+    throw error;
+  }
+  return { bytes: new Uint8Array(Buffer.concat(chunks, size)), digest: `sha256:${hash.digest('hex')}` };
+}
+
+/** Reads at most `limit` bytes of a body that is only used for an error message, and discards the rest. */
+export async function readSnippet(body: ResponseBody, limit = 64 * 1024): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= limit) {
+        abandon(body);
+        break;
+      }
+    }
+  } catch {
+    // The body only decorates an error that is about to be thrown; a broken body must not replace it.
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+export async function discard(body: ResponseBody): Promise<void> {
+  try {
+    await body.dump({ limit: 64 * 1024 });
+  } catch {
+    abandon(body);
+  }
+}
+
+/** Closes a body that will not be read (and its connection) without an unhandled 'error' event. */
+export function abandon(body: ResponseBody): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const TLS_CODE = /CERT|SELF_SIGNED|^ERR_TLS|^ERR_SSL|UNABLE_TO_(GET|VERIFY)/;
+
+/** Turns a failure to get an answer into RegistryRequestError; the client's own errors pass through. */
+export function translateTransportError(
+  error: unknown,
+  method: string,
+  url: string,
+  signal: AbortSignal | undefined,
+): unknown {
+  if (error instanceof RegistryError) return error;
+  if (signal?.aborted) return new RegistryRequestError('RJ_ABORTED', method, url, { cause: error });
+  const code = errorCode(error) ?? '';
+  if (TIMEOUT_CODES.has(code)) return new RegistryRequestError('RJ_TIMEOUT', method, url, { cause: error });
+  if (TLS_CODE.test(code)) return new RegistryRequestError('RJ_TLS', method, url, { cause: error });
+  return new RegistryRequestError('RJ_NETWORK', method, url, { cause: error });
+}

@@ -1,0 +1,148 @@
+import type { Inventory, Manifest, Repository, Tag } from './domain/inventory.js';
+import { IMAGE_CONFIG_TYPES, parseConfigCreated, parseManifest } from './domain/manifest.js';
+import type { Digest } from './domain/names.js';
+import { repositoryFilter } from './domain/selection.js';
+import { createLimit, type Limit } from './limit.js';
+import type { Progress, Registry, StorageLister, StoredRepository } from './ports.js';
+
+export interface ScanOptions {
+  readonly registry: Registry;
+  readonly registryUrl: string;
+  /** Where untagged revisions and push times come from; without it only tagged content is seen. */
+  readonly storage?: StorageLister;
+  readonly include?: readonly string[];
+  readonly exclude?: readonly string[];
+  readonly concurrency: number;
+  readonly progress?: Progress;
+  readonly clock: { now(): Date };
+}
+
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Builds the inventory: every selected repository's tags and manifests through the API, the untagged
+ * revisions and push times from storage when it is visible. A repository that fails is recorded with its error
+ * and the scan goes on.
+ */
+export async function scan(options: ScanOptions): Promise<Inventory> {
+  const { registry } = options;
+  const limit = createLimit(options.concurrency);
+  const scannedAt = options.clock.now().toISOString();
+  const all = await registry.listRepositories();
+  const selected = all.filter(repositoryFilter(options.include ?? [], options.exclude ?? []));
+  const stored = options.storage ? await options.storage.list() : undefined;
+  const configs = new Map<Digest, Promise<string | undefined>>();
+  let done = 0;
+  const repositories = await Promise.all(
+    selected.map(async (name) => {
+      const repository = await scanRepository(name, {
+        registry,
+        limit,
+        stored: stored?.get(name),
+        storageVisible: stored !== undefined,
+        configs,
+      });
+      done += 1;
+      options.progress?.update(`scanned ${done}/${selected.length} repositories`);
+      return repository;
+    }),
+  );
+  return {
+    registry: options.registryUrl,
+    scannedAt,
+    catalogComplete: selected.length === all.length,
+    repositories,
+  };
+}
+
+interface RepositoryContext {
+  readonly registry: Registry;
+  readonly limit: Limit;
+  readonly stored: StoredRepository | undefined;
+  readonly storageVisible: boolean;
+  readonly configs: Map<Digest, Promise<string | undefined>>;
+}
+
+async function scanRepository(name: string, context: RepositoryContext): Promise<Repository> {
+  const { registry, limit, stored } = context;
+  const tags: Tag[] = [];
+  const manifests = new Map<Digest, Manifest>();
+  try {
+    const tagNames = await limit(() => registry.listTags(name));
+    const storedTags = new Map((stored?.tags ?? []).map((tag) => [tag.name, tag]));
+    const pushedAt = new Map(
+      (stored?.revisions ?? []).map((revision) => [revision.digest, revision.pushedAt]),
+    );
+    const pending = new Map<Digest, Promise<void>>();
+
+    const load = (digest: Digest, fetched?: { mediaType: string; body: Uint8Array }): Promise<void> => {
+      const existing = pending.get(digest);
+      if (existing) return existing;
+      const work = (async () => {
+        const manifestResponse = fetched ?? (await limit(() => registry.getManifest(name, digest)));
+        if (!manifestResponse) return;
+        const parsed = parseManifest(digest, manifestResponse.mediaType, manifestResponse.body);
+        const pushed = pushedAt.get(digest);
+        const created =
+          pushed === undefined && parsed.config && IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)
+            ? await configCreated(name, parsed.config.digest, context)
+            : undefined;
+        manifests.set(digest, {
+          ...parsed,
+          ...(pushed !== undefined ? { pushedAt: pushed } : {}),
+          ...(created !== undefined ? { created } : {}),
+        });
+        // Children and subjects belong to the same repository; a missing subject is checked, not assumed gone.
+        await Promise.all([
+          ...parsed.children.map((child) => load(child.digest)),
+          ...(parsed.subject ? [load(parsed.subject)] : []),
+        ]);
+      })();
+      pending.set(digest, work);
+      return work;
+    };
+
+    await Promise.all(
+      tagNames.map(async (tagName) => {
+        const fetched = await limit(() => registry.getManifest(name, tagName));
+        if (!fetched) return;
+        const storedTag = storedTags.get(tagName);
+        tags.push({
+          name: tagName,
+          digest: fetched.digest,
+          ...(storedTag && storedTag.digest === fetched.digest ? { pushedAt: storedTag.pushedAt } : {}),
+        });
+        await load(fetched.digest, fetched);
+      }),
+    );
+    await Promise.all((stored?.revisions ?? []).map((revision) => load(revision.digest)));
+    await Promise.all(pending.values());
+    tags.sort((a, b) => a.name.localeCompare(b.name));
+    return {
+      name,
+      tags,
+      manifests: [...manifests.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
+      revisionsVisible: context.storageVisible,
+    };
+  } catch (error) {
+    return { name, tags, manifests: [], revisionsVisible: false, error: message(error) };
+  }
+}
+
+function configCreated(
+  repository: string,
+  digest: Digest,
+  context: RepositoryContext,
+): Promise<string | undefined> {
+  let created = context.configs.get(digest);
+  if (!created) {
+    created = context
+      .limit(() => context.registry.getBlob(repository, digest, MAX_CONFIG_BYTES))
+      .then(parseConfigCreated);
+    context.configs.set(digest, created);
+    created.catch(() => context.configs.delete(digest));
+  }
+  return created;
+}

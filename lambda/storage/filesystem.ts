@@ -1,0 +1,103 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isDigest, isRepositoryName, isTagName } from '../domain/names.js';
+import type { StorageLister, StoredRepository, StoredRevision, StoredTag } from '../ports.js';
+
+export class StorageRootError extends Error {
+  override readonly name = 'StorageRootError';
+  readonly code = 'RJ_STORAGE_ROOT';
+}
+
+const HEX = /^[a-f0-9]{64}$/;
+const BATCH = 64;
+
+async function entries(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+async function inBatches<T, R>(items: readonly T[], work: (item: T) => Promise<R | undefined>): Promise<R[]> {
+  const results: R[] = [];
+  for (let start = 0; start < items.length; start += BATCH) {
+    const settled = await Promise.all(items.slice(start, start + BATCH).map(work));
+    for (const value of settled) if (value !== undefined) results.push(value);
+  }
+  return results;
+}
+
+async function mtime(path: string): Promise<string | undefined> {
+  try {
+    return (await stat(path)).mtime.toISOString();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Reads manifest revisions and tags straight from the filesystem driver's layout under
+ * `<root>/docker/registry/v2/repositories`. A revision link's mtime is the last push of that digest.
+ */
+export class FilesystemStorage implements StorageLister {
+  private readonly repositoriesDir: string;
+
+  constructor(readonly root: string) {
+    this.repositoriesDir = join(root, 'docker', 'registry', 'v2', 'repositories');
+  }
+
+  async list(): Promise<Map<string, StoredRepository>> {
+    try {
+      await stat(join(this.root, 'docker', 'registry', 'v2'));
+    } catch {
+      throw new StorageRootError(
+        `--storage-root ${this.root} holds no registry data (no docker/registry/v2 below it): ` +
+          'give the folder the registry is configured with as storage.filesystem.rootdirectory',
+      );
+    }
+    const found = new Map<string, StoredRepository>();
+    await this.walk('', found);
+    return found;
+  }
+
+  private async walk(prefix: string, found: Map<string, StoredRepository>): Promise<void> {
+    const dir = prefix ? join(this.repositoriesDir, prefix) : this.repositoriesDir;
+    const names = await entries(dir);
+    if (prefix && names.includes('_manifests') && isRepositoryName(prefix)) {
+      found.set(prefix, await this.readRepository(join(dir, '_manifests')));
+    }
+    for (const name of names) {
+      if (name.startsWith('_')) continue;
+      await this.walk(prefix ? `${prefix}/${name}` : name, found);
+    }
+  }
+
+  private async readRepository(manifestsDir: string): Promise<StoredRepository> {
+    const revisionsDir = join(manifestsDir, 'revisions', 'sha256');
+    const revisions = await inBatches(
+      await entries(revisionsDir),
+      async (hex): Promise<StoredRevision | undefined> => {
+        if (!HEX.test(hex)) return undefined;
+        const pushedAt = await mtime(join(revisionsDir, hex, 'link'));
+        return pushedAt ? { digest: `sha256:${hex}`, pushedAt } : undefined;
+      },
+    );
+    const tagsDir = join(manifestsDir, 'tags');
+    const tags = await inBatches(await entries(tagsDir), async (name): Promise<StoredTag | undefined> => {
+      if (!isTagName(name)) return undefined;
+      const link = join(tagsDir, name, 'current', 'link');
+      try {
+        const [content, pushedAt] = await Promise.all([readFile(link, 'utf8'), mtime(link)]);
+        const digest = content.trim();
+        return isDigest(digest) && pushedAt ? { name, digest, pushedAt } : undefined;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+    });
+    return { revisions, tags };
+  }
+}

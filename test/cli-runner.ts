@@ -1,0 +1,33 @@
+import { PassThrough } from 'node:stream';
+import { run } from '../lambda/cli.js';
+import type { Plan } from '../lambda/domain/plan.js';
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the command line in-process with captured output; stdin is a pipe unless `tty` says otherwise. */
+export async function runCli(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; tty?: boolean } = {},
+): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const stdin = Object.assign(new PassThrough(), { isTTY: opts.tty ?? false });
+  stdin.end(opts.input ?? '');
+  const code = await run(args, {
+    stdout: { write: (text: string) => (stdout += text) },
+    stderr: { write: (text: string) => (stderr += text), isTTY: false },
+    stdin,
+    // An empty DOCKER_CONFIG folder keeps the user's own Docker logins out of tests.
+    env: { DOCKER_CONFIG: '/nonexistent-docker-config', ...opts.env },
+  });
+  return { code, stdout, stderr };
+}
+
+export function parsePlan(result: CliResult): Plan {
+  if (result.code !== 0) throw new Error(`plan failed (${result.code}): ${result.stderr}`);
+  return JSON.parse(result.stdout) as Plan;
+}

@@ -1,0 +1,371 @@
+import { describe, expect, it } from 'vitest';
+import { type Plan, plan, type RepositoryPlan } from '../../lambda/domain/plan.js';
+import { buildPolicy, type RuleInput } from '../../lambda/domain/policy.js';
+import { daysAgo, digestOf, hoursAgo, image, index, inventory, NOW, repository, tag } from './builders.js';
+
+const policy = (rule: RuleInput, file?: unknown) => buildPolicy(file, rule);
+const only = (result: Plan): RepositoryPlan => {
+  const [first] = result.repositories;
+  if (!first) throw new Error('plan has no repository');
+  return first;
+};
+const tagDecision = (repo: RepositoryPlan, name: string) => repo.tags.find((t) => t.tag === name);
+const manifestDecision = (repo: RepositoryPlan, digest: string) =>
+  repo.manifests.find((m) => m.digest === digest);
+const deletedDigests = (repo: RepositoryPlan) =>
+  repo.deletions.flatMap((unit) => unit.steps.map((step) => step.digest));
+
+describe('plan: retention of tagged images', () => {
+  it('keeps the N most recent distinct images, counting digests not tag names', () => {
+    // Prepare: four images, the newest carrying two tags
+    const images = [0, 1, 2, 3].map((n) => image(`app-${n}`, { pushedAt: daysAgo(10 - n) }));
+    const [oldest, older, newer, newest] = images as [
+      ReturnType<typeof image>,
+      ...ReturnType<typeof image>[],
+    ];
+    const repo = repository(
+      'web/app',
+      [
+        tag('v0', oldest),
+        tag('v1', older as never),
+        tag('v2', newer as never),
+        tag('v3', newest as never),
+        tag('latest', newest as never),
+      ],
+      images,
+    );
+
+    // Act
+    const result = only(plan(inventory(repo), policy({ keepLast: 2 }), NOW));
+
+    // Assess: v3 and latest are one image, so the two most recent images are v3/latest and v2
+    expect(tagDecision(result, 'latest')).toMatchObject({
+      decision: 'keep',
+      reason: 'among 2 most recent (#1)',
+    });
+    expect(tagDecision(result, 'v3')).toMatchObject({ decision: 'keep' });
+    expect(tagDecision(result, 'v2')).toMatchObject({ decision: 'keep', reason: 'among 2 most recent (#2)' });
+    expect(tagDecision(result, 'v1')).toMatchObject({
+      decision: 'delete',
+      reason: 'stale: pushed 9d ago, not among 2 most recent',
+    });
+    expect(tagDecision(result, 'v0')?.decision).toBe('delete');
+    expect(new Set(deletedDigests(result))).toEqual(new Set([oldest.digest, older?.digest]));
+  });
+
+  it('keeps a tag when any rule holds: keep-tag regex, count, or age', () => {
+    const old = image('old', { pushedAt: daysAgo(100) });
+    const recent = image('recent', { pushedAt: daysAgo(3) });
+    const stale = image('stale', { pushedAt: daysAgo(50) });
+    const newest = image('newest', { pushedAt: daysAgo(1) });
+    const repo = repository(
+      'app',
+      [tag('stable', old), tag('r', recent), tag('s', stale), tag('n', newest)],
+      [old, recent, stale, newest],
+    );
+
+    const result = only(
+      plan(inventory(repo), policy({ keepLast: 1, keepDays: 7, keepTags: ['^stable$'] }), NOW),
+    );
+
+    expect(tagDecision(result, 'stable')).toMatchObject({
+      decision: 'keep',
+      reason: 'matches keep-tag /^stable$/',
+    });
+    expect(tagDecision(result, 'n')).toMatchObject({ decision: 'keep', reason: 'among 1 most recent (#1)' });
+    expect(tagDecision(result, 'r')).toMatchObject({ decision: 'keep', reason: 'pushed 3d ago, within 7d' });
+    expect(tagDecision(result, 's')?.decision).toBe('delete');
+    expect(deletedDigests(result)).toEqual([stale.digest]);
+  });
+
+  it('keeps a stale tag that shares its digest with a kept tag, and says why', () => {
+    const shared = image('shared', { pushedAt: daysAgo(90) });
+    const repo = repository('app', [tag('latest', shared), tag('build-17', shared)], [shared]);
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 0, keepTags: ['^latest$'] }), NOW));
+
+    expect(tagDecision(result, 'build-17')).toMatchObject({
+      decision: 'keep',
+      reason: 'digest shared with kept tag latest',
+    });
+    expect(result.deletions).toEqual([]);
+  });
+
+  it('uses the config created time without storage, and flags an epoch-0 build time instead of deleting by it', () => {
+    const reproducible = image('ko', { created: '1970-01-01T00:00:00Z' });
+    const dated = image('dated', { created: daysAgo(40) });
+    const repo = repository(
+      'ko/app',
+      [tag('a', reproducible), tag('b', dated)],
+      [reproducible, dated],
+      false,
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepDays: 30 }), NOW));
+
+    expect(tagDecision(result, 'a')).toMatchObject({
+      decision: 'keep',
+      reason: 'no plausible push or build time',
+    });
+    expect(manifestDecision(result, reproducible.digest)?.warnings).toEqual([
+      'implausible build time 1970-01-01T00:00:00Z',
+    ]);
+    expect(tagDecision(result, 'b')).toMatchObject({ decision: 'delete', reason: 'stale: created 40d ago' });
+    expect(manifestDecision(result, dated.digest)?.time).toEqual({ at: daysAgo(40), source: 'created' });
+  });
+
+  it('falls back to the build time when the push time is in the future', () => {
+    const skewed = image('skewed', { pushedAt: '2099-01-01T00:00:00Z', created: daysAgo(60) });
+    const repo = repository('app', [tag('x', skewed)], [skewed]);
+
+    const result = only(plan(inventory(repo), policy({ keepDays: 30 }), NOW));
+
+    expect(manifestDecision(result, skewed.digest)).toMatchObject({
+      decision: 'delete',
+      time: { source: 'created', at: daysAgo(60) },
+      warnings: ['implausible push time 2099-01-01T00:00:00Z'],
+    });
+  });
+
+  it('keeps everything in a protected repository', () => {
+    const old = image('old', { pushedAt: daysAgo(400) });
+    const untagged = image('untagged', { pushedAt: daysAgo(400) });
+    const repo = repository('prod/db', [tag('v1', old)], [old, untagged]);
+    const file = { rules: [{ repositories: ['prod/**'], protect: true }] };
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 0 }, file), NOW));
+
+    expect(result.deletions).toEqual([]);
+    expect(tagDecision(result, 'v1')?.reason).toBe('repository protected by rules[0]');
+  });
+
+  it('applies the first matching per-repository rule over the defaults', () => {
+    const images = [0, 1, 2].map((n) => image(`i${n}`, { pushedAt: daysAgo(5 - n) }));
+    const tags = images.map((m, n) => tag(`v${n}`, m));
+    const file = {
+      rules: [
+        { repositories: ['web/*'], keepLast: 1 },
+        { repositories: ['**'], keepLast: 3 },
+      ],
+    };
+
+    const result = plan(
+      inventory(repository('web/a', tags, images), repository('api/b', tags, images)),
+      policy({ keepLast: 2 }, file),
+      NOW,
+    );
+
+    expect(
+      result.repositories.map((r) => [r.name, r.rule, r.tags.filter((t) => t.decision === 'keep').length]),
+    ).toEqual([
+      ['web/a', 'rules[0]: keep last 1, untagged grace 1d', 1],
+      ['api/b', 'rules[1]: keep last 3, untagged grace 1d', 3],
+    ]);
+  });
+});
+
+describe('plan: indexes, referrers and untagged manifests', () => {
+  it('keeps the children of a kept index and deletes a stale index with its own children', () => {
+    const keptChildren = [
+      image('new-amd64', { pushedAt: daysAgo(1) }),
+      image('new-arm64', { pushedAt: daysAgo(1) }),
+    ];
+    const staleChildren = [
+      image('old-amd64', { pushedAt: daysAgo(20) }),
+      image('old-arm64', { pushedAt: daysAgo(20) }),
+    ];
+    const kept = index('new', keptChildren, { pushedAt: daysAgo(1) });
+    const stale = index('old', staleChildren, { pushedAt: daysAgo(20) });
+    const repo = repository(
+      'multi',
+      [tag('2.0', kept), tag('1.0', stale)],
+      [kept, stale, ...keptChildren, ...staleChildren],
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 1 }), NOW));
+
+    expect(manifestDecision(result, keptChildren[0]?.digest ?? '')).toMatchObject({
+      decision: 'keep',
+      role: 'child',
+      reason: 'child of kept index 2.0',
+    });
+    expect(manifestDecision(result, staleChildren[1]?.digest ?? '')).toMatchObject({
+      decision: 'delete',
+      reason: 'child of deleted index 1.0',
+    });
+    // One unit: the children go first, the tagged index last.
+    expect(result.deletions).toHaveLength(1);
+    expect(result.deletions[0]?.steps.map((s) => s.digest)).toEqual([
+      staleChildren[0]?.digest,
+      staleChildren[1]?.digest,
+      stale.digest,
+    ]);
+    expect(result.deletions[0]?.steps.at(-1)?.tags).toEqual(['1.0']);
+  });
+
+  it('keeps a child shared by a kept and a deleted index', () => {
+    const shared = image('shared', { pushedAt: daysAgo(20) });
+    const oldOnly = image('old-only', { pushedAt: daysAgo(20) });
+    const kept = index('new', [shared], { pushedAt: daysAgo(1) });
+    const stale = index('old', [shared, oldOnly], { pushedAt: daysAgo(20) });
+    const repo = repository('multi', [tag('new', kept), tag('old', stale)], [kept, stale, shared, oldOnly]);
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 1 }), NOW));
+
+    expect(manifestDecision(result, shared.digest)?.decision).toBe('keep');
+    expect(new Set(deletedDigests(result))).toEqual(new Set([stale.digest, oldOnly.digest]));
+  });
+
+  it('ranks an index by its newest child when it has no time of its own', () => {
+    const children = [image('c1', { created: daysAgo(50) }), image('c2', { created: daysAgo(2) })];
+    const multi = index('m', children);
+    const single = image('single', { created: daysAgo(10) });
+    const repo = repository(
+      'app',
+      [tag('multi', multi), tag('single', single)],
+      [multi, single, ...children],
+      false,
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 1 }), NOW));
+
+    expect(tagDecision(result, 'multi')?.decision).toBe('keep');
+    expect(manifestDecision(result, multi.digest)?.time).toEqual({ at: daysAgo(2), source: 'created' });
+    expect(tagDecision(result, 'single')?.decision).toBe('delete');
+  });
+
+  it('lets cosign signature tags follow their subject and never count toward N', () => {
+    const kept = image('kept', { pushedAt: daysAgo(1) });
+    const stale = image('stale', { pushedAt: daysAgo(30) });
+    const sigKept = image('sig-kept', {
+      pushedAt: daysAgo(1),
+      configType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+    });
+    const attStale = image('att-stale', {
+      pushedAt: daysAgo(30),
+      configType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+    });
+    const orphan = image('orphan-sig', { pushedAt: daysAgo(30) });
+    const gone = digestOf('gone');
+    const cosignTag = (digest: string, suffix: string) => `sha256-${digest.slice(7)}.${suffix}`;
+    const repo = repository(
+      'signed',
+      [
+        tag('v2', kept),
+        tag('v1', stale),
+        tag(cosignTag(kept.digest, 'sig'), sigKept),
+        tag(cosignTag(stale.digest, 'att'), attStale),
+        tag(cosignTag(gone, 'sig'), orphan),
+      ],
+      [kept, stale, sigKept, attStale, orphan],
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 1 }), NOW));
+
+    expect(tagDecision(result, cosignTag(kept.digest, 'sig'))).toMatchObject({
+      decision: 'keep',
+      reason: 'signature of kept image v2',
+    });
+    expect(tagDecision(result, cosignTag(stale.digest, 'att'))).toMatchObject({
+      decision: 'delete',
+      reason: 'attestation of deleted image v1',
+    });
+    expect(tagDecision(result, cosignTag(gone, 'sig'))?.reason).toMatch(
+      /^orphan signature: subject sha256:[0-9a-f]{12} is gone$/,
+    );
+    // The attestation is deleted before its subject, in the same unit.
+    const unit = result.deletions.find((u) => u.root === stale.digest);
+    expect(unit?.steps.map((s) => s.digest)).toEqual([attStale.digest, stale.digest]);
+    expect(deletedDigests(result)).toContain(orphan.digest);
+  });
+
+  it('treats a manifest with a subject field as a referrer, tagged or not', () => {
+    const subject = image('subject', { pushedAt: daysAgo(1) });
+    const sbom = image('sbom', {
+      pushedAt: daysAgo(40),
+      subject: subject.digest,
+      configType: 'application/vnd.oci.empty.v1+json',
+    });
+    const fallback = index('fallback', [sbom], { pushedAt: daysAgo(40) });
+    const repo = repository(
+      'app',
+      [tag('v1', subject), tag(`sha256-${subject.digest.slice(7)}`, fallback)],
+      [subject, sbom, fallback],
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 1 }), NOW));
+
+    expect(manifestDecision(result, sbom.digest)).toMatchObject({
+      role: 'referrer',
+      decision: 'keep',
+      reason: 'referrer of kept image v1',
+    });
+    expect(manifestDecision(result, fallback.digest)).toMatchObject({ role: 'referrer', decision: 'keep' });
+    expect(result.deletions).toEqual([]);
+  });
+
+  it('deletes untagged manifests past the grace period and keeps younger ones', () => {
+    const current = image('current', { pushedAt: daysAgo(0) });
+    const old = image('old', { pushedAt: daysAgo(9) });
+    const young = image('young', { pushedAt: hoursAgo(2) });
+    const repo = repository('app', [tag('latest', current)], [current, old, young]);
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 5, untaggedGrace: '24h' }), NOW));
+
+    expect(manifestDecision(result, old.digest)).toMatchObject({
+      decision: 'delete',
+      reason: 'untagged for 9d',
+    });
+    expect(manifestDecision(result, young.digest)).toMatchObject({
+      decision: 'keep',
+      reason: 'pushed 2h ago, within 1d grace',
+    });
+    expect(result.deletions).toEqual([{ root: old.digest, steps: [{ digest: old.digest, tags: [] }] }]);
+  });
+
+  it('keeps the children of an untagged index still within the grace period (a multi-arch push in flight)', () => {
+    const children = [image('a', { pushedAt: daysAgo(3) }), image('b', { pushedAt: daysAgo(3) })];
+    const pushing = index('pushing', children, { pushedAt: hoursAgo(1) });
+    const repo = repository('app', [], [pushing, ...children]);
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 1 }), NOW));
+
+    expect(result.deletions).toEqual([]);
+    expect(manifestDecision(result, children[0]?.digest ?? '')?.reason).toBe(
+      `child of kept index ${pushing.digest.slice(0, 19)}`,
+    );
+  });
+
+  it('never deletes an untagged manifest whose push time is unknown', () => {
+    const current = image('current', { created: daysAgo(0) });
+    const subjectOnly = image('subject-only', {});
+    const sig = image('sig', { subject: subjectOnly.digest });
+    const repo = repository(
+      'app',
+      [tag('latest', current), tag(`sha256-${subjectOnly.digest.slice(7)}.sig`, sig)],
+      [current, subjectOnly, sig],
+      false,
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 1 }), NOW));
+
+    expect(manifestDecision(result, subjectOnly.digest)).toMatchObject({
+      decision: 'keep',
+      reason: 'untagged, push time unknown',
+    });
+    expect(manifestDecision(result, sig.digest)?.decision).toBe('keep');
+  });
+
+  it('leaves a repository that failed to scan alone', () => {
+    const m = image('m', { pushedAt: daysAgo(99) });
+    const failed = { ...repository('broken', [tag('v1', m)], []), error: 'HTTP 500' };
+
+    const result = only(plan(inventory(failed), policy({ keepLast: 0 }), NOW));
+
+    expect(result).toMatchObject({ error: 'HTTP 500', deletions: [] });
+    expect(tagDecision(result, 'v1')).toMatchObject({
+      decision: 'keep',
+      reason: 'repository could not be scanned',
+    });
+  });
+});
