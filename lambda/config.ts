@@ -153,6 +153,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     );
   }
 
+  const problemsBeforeRule = problems.length;
   const flagRule: RuleInput = {};
   const keepLast = wholeNumber(v['keep-last'], 'keep-last', problems);
   if (keepLast !== undefined) flagRule.keepLast = keepLast;
@@ -181,13 +182,16 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     }
   }
   let policy: Policy | undefined;
-  try {
-    // A saved plan carries its decisions; the policy is then only needed if rules were given anyway.
-    const fromPlan = v.plan !== undefined && policyFile === undefined && Object.keys(flagRule).length === 0;
-    policy = buildPolicy(policyFile, fromPlan ? { keepLast: 0 } : flagRule, v.policy ?? 'policy file');
-  } catch (error) {
-    if (error instanceof PolicyError) problems.push(...error.problems);
-    else throw error;
+  // A policy flag already reported as wrong would make the policy look empty: no second error for it.
+  if (problems.length === problemsBeforeRule) {
+    try {
+      // A saved plan carries its decisions; the policy is then only needed if rules were given anyway.
+      const fromPlan = v.plan !== undefined && policyFile === undefined && Object.keys(flagRule).length === 0;
+      policy = buildPolicy(policyFile, fromPlan ? { keepLast: 0 } : flagRule, v.policy ?? 'policy file');
+    } catch (error) {
+      if (error instanceof PolicyError) problems.push(...error.problems);
+      else throw error;
+    }
   }
 
   const concurrency = wholeNumber(v.concurrency, 'concurrency', problems, 1, 64) ?? DEFAULT_CONCURRENCY;

@@ -1,7 +1,7 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
 
-const DURATION = /^(0|\d+(?:\.\d+)?(?:s|m|h|d|w))$/;
+const DURATION = /^(?:0|\d+(?:\.\d+)?[smhdw])$/;
 const UNIT_MS: Record<string, number> = {
   s: 1000,
   m: 60_000,
@@ -29,9 +29,7 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(abs / 1000)}s`;
 }
 
-const durationField = z.string().refine((value) => parseDuration(value) !== undefined, {
-  message: 'expected a duration such as 0, 90m, 2h or 7d',
-});
+const durationField = z.string().regex(DURATION, 'expected a duration such as 0, 90m, 2h or 7d');
 
 const regexField = z.string().superRefine((value, ctx) => {
   try {
