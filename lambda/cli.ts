@@ -8,7 +8,7 @@ import { parseSavedPlan } from './domain/saved-plan.js';
 import { createRegistryClient } from './registry/client.js';
 import { defaultDockerConfigPath, lookupDockerConfig } from './registry/docker-config.js';
 import { formatBytes, renderDeletionReport, renderPlan } from './report/format.js';
-import { FilesystemStorage } from './storage/filesystem.js';
+import { FilesystemStorage, StorageRootError } from './storage/filesystem.js';
 
 export interface CliIo {
   readonly stdout: { write(text: string): unknown };
@@ -207,6 +207,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     return await execute(config, io);
   } catch (error) {
     if (error instanceof UsageError) return usageFailure(io, error);
+    if (error instanceof StorageRootError) return usageFailure(io, new UsageError([error.message]));
     io.stderr.write(`error: ${message(error)}\n`);
     return EXIT.failed;
   }

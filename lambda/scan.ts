@@ -30,9 +30,10 @@ export async function scan(options: ScanOptions): Promise<Inventory> {
   const { registry } = options;
   const limit = createLimit(options.concurrency);
   const scannedAt = options.clock.now().toISOString();
+  // Storage first: a wrong storage root is bad input, reported before any request goes out.
+  const stored = options.storage ? await options.storage.list() : undefined;
   const all = await registry.listRepositories();
   const selected = all.filter(repositoryFilter(options.include ?? [], options.exclude ?? []));
-  const stored = options.storage ? await options.storage.list() : undefined;
   const configs = new Map<Digest, Promise<string | undefined>>();
   let done = 0;
   const repositories = await Promise.all(

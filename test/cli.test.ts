@@ -38,12 +38,17 @@ describe('bad input', () => {
   it('names the field of a bad policy file and the file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'policy-'));
     const file = join(dir, 'policy.json');
-    await writeFile(file, JSON.stringify({ defaults: { keepLast: 5 }, rules: [{ repositories: ['a/*'], keepDays: 'ten' }] }));
+    await writeFile(
+      file,
+      JSON.stringify({ defaults: { keepLast: 5 }, rules: [{ repositories: ['a/*'], keepDays: 'ten' }] }),
+    );
 
     const result = await runCli(['plan', '--registry', 'http://127.0.0.1:1', '--policy', file]);
 
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain(`error: ${file}: rules[0].keepDays: Invalid input: expected number, received string`);
+    expect(result.stderr).toContain(
+      `error: ${file}: rules[0].keepDays: Invalid input: expected number, received string`,
+    );
   });
 
   it('refuses clean without --yes when nobody can answer the question', async () => {
@@ -61,7 +66,15 @@ describe('bad input', () => {
   });
 
   it('reports an unreachable registry as a failure with its address', async () => {
-    const result = await runCli(['plan', '--registry', 'http://127.0.0.1:1', '--keep-last', '1', '--timeout', '20s']);
+    const result = await runCli([
+      'plan',
+      '--registry',
+      'http://127.0.0.1:1',
+      '--keep-last',
+      '1',
+      '--timeout',
+      '20s',
+    ]);
 
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^error: .*127\.0\.0\.1:1/m);
@@ -106,7 +119,9 @@ describe('the installed command', () => {
 
     // Assess
     expect('code' in result ? result.code : 0).toBe(1);
-    expect(result.stderr).toMatch(/^error: repository broken\/app could not be scanned and is left alone: .*digest/m);
+    expect(result.stderr).toMatch(
+      /^error: repository broken\/app could not be scanned and is left alone: .*digest/m,
+    );
     expect(result.stdout).toContain('Deleted 1 manifest,');
     expect(await headManifest(reg, 'fine/app', 'old')).toBeUndefined();
     expect(await headManifest(reg, 'broken/app', 'v1')).toBe(broken.digest);

@@ -155,6 +155,9 @@ function describeFailure(code: RegistryRequestError['code'], cause: unknown): st
     return `failed TLS verification (${detail}): trust the registry's CA certificate, or turn TLS verification off for it`;
   }
   const detail = errorCode(cause) ?? (cause instanceof Error ? cause.message : undefined);
+  if (detail === 'ECONNREFUSED') return 'failed (ECONNREFUSED): is the registry running at that address?';
+  if (detail === 'ENOTFOUND' || detail === 'EAI_AGAIN')
+    return `failed (${detail}): the registry's host name does not resolve`;
   return `failed${detail ? ` (${detail})` : ''}`;
 }
 

@@ -37,7 +37,11 @@ describe('durations', () => {
   });
 
   it('writes the largest whole unit', () => {
-    expect([formatDuration(9 * 86_400_000 + 5), formatDuration(5_400_000), formatDuration(42_000)]).toEqual(['9d', '1h', '42s']);
+    expect([formatDuration(9 * 86_400_000 + 5), formatDuration(5_400_000), formatDuration(42_000)]).toEqual([
+      '9d',
+      '1h',
+      '42s',
+    ]);
   });
 });
 
@@ -53,8 +57,12 @@ describe('policy', () => {
 
     const policy = buildPolicy(file, { keepLast: 10 });
 
-    expect(describeRule(policy.defaults)).toBe('defaults: keep last 10, keep tags /^latest$/, untagged grace 2h');
-    expect(describeRule(ruleFor(policy, 'ci/build/cache'))).toBe('rules[0]: keep last 3, keep tags /^latest$/, untagged grace 2h');
+    expect(describeRule(policy.defaults)).toBe(
+      'defaults: keep last 10, keep tags /^latest$/, untagged grace 2h',
+    );
+    expect(describeRule(ruleFor(policy, 'ci/build/cache'))).toBe(
+      'rules[0]: keep last 3, keep tags /^latest$/, untagged grace 2h',
+    );
     expect(describeRule(ruleFor(policy, 'prod/db'))).toBe('rules[1]: protected');
     expect(ruleFor(policy, 'prod/db/backup').source).toBe('defaults');
   });
@@ -95,7 +103,10 @@ describe('policy', () => {
     const shipped = await readFile(new URL('../../policy.schema.json', import.meta.url), 'utf8');
 
     expect(shipped).toBe(policySchemaText());
-    const schema = JSON.parse(shipped) as { properties: Record<string, unknown>; additionalProperties: boolean };
+    const schema = JSON.parse(shipped) as {
+      properties: Record<string, unknown>;
+      additionalProperties: boolean;
+    };
     expect(Object.keys(schema.properties)).toEqual(['$schema', 'defaults', 'rules']);
     expect(schema.additionalProperties).toBe(false);
   });
