@@ -3,12 +3,15 @@ import type { Digest } from './domain/names.js';
 import { type DeletionUnit, type Plan, plan } from './domain/plan.js';
 import type { Policy } from './domain/policy.js';
 import { createLimit, type Limit } from './limit.js';
-import type { Clock, Progress, Registry, StorageLister } from './ports.js';
+import type { Clock, HostParams, HostRun, HostRunner, Progress, Registry, StorageLister } from './ports.js';
 import { scan } from './scan.js';
+import { type Verification, verifyTags } from './verify.js';
 
 export interface CleanupPorts {
   readonly registry: Registry;
   readonly storage?: StorageLister;
+  /** Runs the host script; needed only to collect garbage. */
+  readonly host?: HostRunner;
   readonly clock: Clock;
   readonly progress?: Progress;
 }
@@ -165,4 +168,117 @@ function changedTags(unit: DeletionUnit, current: Map<Digest, string[]>): string
     if (added.length > 0) return `tag ${added.join(', ')} now points to ${step.digest.slice(0, 19)}`;
   }
   return undefined;
+}
+
+export type GarbageCollection =
+  | { readonly ran: false; readonly reason: string }
+  | ({ readonly ran: true } & HostRun);
+
+export interface RunReport {
+  readonly registry: string;
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly outcome: 'succeeded' | 'failed';
+  /** Why the run failed, the most serious first; empty on success. */
+  readonly problems: readonly string[];
+  readonly plan: Pick<Plan, 'totals' | 'reclaim'> & { readonly failedRepositories: readonly string[] };
+  readonly deletions: DeletionReport;
+  readonly garbageCollection: GarbageCollection;
+  readonly reclaimed: {
+    readonly estimatedBytes: number;
+    readonly estimateExact: boolean;
+    /** Blobs no manifest referenced before the run; the garbage collector frees them too. */
+    readonly unreferencedBytes?: number;
+    readonly measuredBytes?: number;
+  };
+  readonly verification: Verification;
+}
+
+export interface CleanupRequest {
+  readonly concurrency: number;
+  /** Host script parameters; undefined skips garbage collection. */
+  readonly garbageCollection?: HostParams;
+}
+
+const numberField = (run: HostRun, field: string): number | undefined => {
+  const value = run.summary?.[field];
+  return typeof value === 'number' ? value : undefined;
+};
+
+/**
+ * The whole cycle on a plan: delete, collect garbage on the host, verify that every kept tag still resolves
+ * completely, and report. A broken kept image fails the run and comes first in its problems.
+ */
+export async function runCleanup(
+  ports: CleanupPorts,
+  planned: Plan,
+  request: CleanupRequest,
+): Promise<RunReport> {
+  const started = ports.clock.now();
+  const deletions = await applyPlan(ports, planned, request.concurrency);
+  const removed = deletions.deleted.filter((d) => d.outcome === 'deleted').length;
+
+  let garbageCollection: GarbageCollection;
+  if (!request.garbageCollection) garbageCollection = { ran: false, reason: 'not requested' };
+  else if (!ports.host) garbageCollection = { ran: false, reason: 'no host runner configured' };
+  else if (deletions.stoppedBy) garbageCollection = { ran: false, reason: 'deletes were refused' };
+  else if (removed === 0) garbageCollection = { ran: false, reason: 'nothing was deleted' };
+  else {
+    ports.progress?.update('collecting garbage on the registry host');
+    garbageCollection = { ran: true, ...(await ports.host.run('collect', request.garbageCollection)) };
+  }
+
+  ports.progress?.update('verifying kept images');
+  const kept = planned.repositories
+    .filter((repository) => repository.error === undefined)
+    .flatMap((repository) =>
+      repository.tags
+        .filter((t) => t.decision === 'keep')
+        .map((t) => ({ repository: repository.name, tag: t.tag })),
+    );
+  const verification = await verifyTags(ports.registry, kept, request.concurrency);
+
+  const problems: string[] = [];
+  for (const broken of verification.broken) {
+    problems.push(`BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`);
+  }
+  if (deletions.stoppedBy) problems.push(deletions.stoppedBy.message);
+  if (deletions.failed.length > 0) problems.push(`${deletions.failed.length} deletions failed`);
+  const failedRepositories = planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
+  if (failedRepositories.length > 0)
+    problems.push(`${failedRepositories.length} repositories could not be scanned`);
+  if (garbageCollection.ran) problems.push(...collectionProblems(garbageCollection));
+
+  const finished = ports.clock.now();
+  const measured = garbageCollection.ran ? numberField(garbageCollection, 'bytesFreed') : undefined;
+  return {
+    registry: planned.registry,
+    startedAt: started.toISOString(),
+    durationSeconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
+    outcome: problems.length === 0 ? 'succeeded' : 'failed',
+    problems,
+    plan: { totals: planned.totals, reclaim: planned.reclaim, failedRepositories },
+    deletions,
+    garbageCollection,
+    reclaimed: {
+      estimatedBytes: planned.reclaim.bytes,
+      estimateExact: planned.reclaim.exact,
+      ...(planned.reclaim.unreferencedBytes !== undefined
+        ? { unreferencedBytes: planned.reclaim.unreferencedBytes }
+        : {}),
+      ...(measured !== undefined ? { measuredBytes: measured } : {}),
+    },
+    verification,
+  };
+}
+
+function collectionProblems(run: HostRun): string[] {
+  if (run.state === 'running') {
+    return [`garbage collection still running on the host (command ${run.commandId ?? 'unknown'})`];
+  }
+  const status = run.summary?.status;
+  if (status === 'done' || status === 'skipped') return [];
+  const reason =
+    run.summary?.reason ?? (run.summary ? 'see the host log' : 'the host script printed no summary');
+  return [`garbage collection failed (exit ${run.exitCode ?? 'unknown'}): ${reason}`];
 }

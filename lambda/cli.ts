@@ -1,14 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import { applyPlan, type CleanupPorts, makePlan } from './cleanup.js';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { type CleanupPorts, makePlan, runCleanup } from './cleanup.js';
 import { type CliConfig, loadCliConfig, parseArgv, UsageError } from './config.js';
 import { printable } from './domain/names.js';
 import type { Plan } from './domain/plan.js';
 import { parseSavedPlan } from './domain/saved-plan.js';
+import { repositoryFilter } from './domain/selection.js';
+import { HostStorage } from './host/inventory.js';
+import { LocalRunner } from './host/local-runner.js';
+import { SsmRunner } from './host/ssm-runner.js';
+import { createLimit } from './limit.js';
+import type { HostRunner, StorageLister } from './ports.js';
 import { createRegistryClient } from './registry/client.js';
 import { defaultDockerConfigPath, lookupDockerConfig } from './registry/docker-config.js';
-import { formatBytes, renderDeletionReport, renderPlan } from './report/format.js';
+import { formatBytes, renderPlan, renderRunReport, renderVerification } from './report/format.js';
 import { FilesystemStorage, StorageRootError } from './storage/filesystem.js';
+import { currentTags, verifyTags } from './verify.js';
 
 export interface CliIo {
   readonly stdout: { write(text: string): unknown };
@@ -19,10 +28,12 @@ export interface CliIo {
 
 export const EXIT = { done: 0, failed: 1, usage: 2 } as const;
 
-export const USAGE = `Usage: registry-janitor <plan|clean> --registry URL [options]
+export const USAGE = `Usage: registry-janitor <plan|clean|verify> --registry URL [options]
 
   plan    scan the registry and show what is stale, with the reason for every tag and digest; changes nothing
-  clean   delete what the plan says (asks first on a terminal; --yes to skip the question)
+  clean   delete what the plan says (asks first on a terminal; --yes to skip the question), collect garbage
+          on the host with --gc, verify every kept image, report
+  verify  check that every tag resolves completely (manifests, children, configs, layers)
 
 Registry
   --registry URL            http(s)://host[:port] of the registry (or REGISTRY_URL)
@@ -32,6 +43,7 @@ Registry
   --password-stdin          else the auths entry of ~/.docker/config.json for the host
   --storage-root DIR        the registry's filesystem root (holds docker/registry/v2): finds untagged
                             manifests and push times
+  --storage-from-host       the same, read by the host script (locally, or over SSM with --instance-id)
 Selection
   --repo GLOB               only these repositories (repeatable; * within a segment, ** across)
   --exclude-repo GLOB       never these repositories (repeatable)
@@ -41,6 +53,16 @@ Policy (a tag is kept when any rule keeps it)
   --keep-tag REGEX          tags matching the regular expression (repeatable)
   --untagged-grace DUR      leave untagged manifests younger than this (0, 90m, 2h, 7d; default 24h)
   --policy FILE             per-repository rules (JSON, see policy.schema.json); flags set the defaults
+Garbage collection (clean)
+  --gc local|ssm|none       run the host script after deleting: here, or through SSM (default none)
+  --gc-mode online|stopped  GC in the running container then restart it (default), or with it stopped
+  --container NAME          the registry's container (default registry)
+  --registry-config PATH    its config inside the container (default by version)
+  --no-restart              do not restart after GC (the registry then serves stale blob answers)
+  --instance-id ID          the registry host, for SSM
+  --region REGION           its AWS region (default from the environment)
+  --ssm-document NAME       a custom SSM document holding the host script (else AWS-RunShellScript)
+  --ssm-output-bucket NAME  S3 bucket for the full command output
 Run
   --concurrency N           requests in flight (default 8)
   --timeout DUR             give up after this long (default 1h)
@@ -49,7 +71,8 @@ Run
   -y, --yes                 clean: do not ask
   -h, --help, --version
 
-Exit codes: 0 done, 1 failed (or some repositories could not be scanned), 2 bad usage or input.
+Exit codes: 0 done, 1 failed (a kept image broken, a delete or GC failed, a repository unreadable),
+2 bad usage or input.
 `;
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -58,6 +81,22 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
   return Buffer.concat(chunks).toString('utf8');
+}
+
+function hostRunner(config: CliConfig, deadlineMs: number): HostRunner | undefined {
+  const host = config.host;
+  if (!host) return undefined;
+  if (host.runner === 'local') return new LocalRunner({ timeoutMs: deadlineMs });
+  const clientConfig = host.region !== undefined ? { region: host.region } : {};
+  return new SsmRunner({
+    ssm: new SSMClient(clientConfig),
+    instanceId: host.instanceId,
+    deadlineMs,
+    ...(host.document !== undefined ? { documentName: host.document } : {}),
+    ...(host.outputBucket !== undefined
+      ? { outputBucket: host.outputBucket, s3: new S3Client(clientConfig) }
+      : {}),
+  });
 }
 
 function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): CleanupPorts {
@@ -78,10 +117,16 @@ function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): Cleanu
   const progress = io.stderr.isTTY
     ? { update: (text: string) => io.stderr.write(`\r\x1b[K${text}`) }
     : undefined;
+  const host = hostRunner(config, config.timeoutMs);
+  const params = config.host?.params ?? {};
+  let storage: StorageLister | undefined;
+  if (config.storageRoot !== undefined) storage = new FilesystemStorage(config.storageRoot);
+  else if (config.storageFromHost && host) storage = new HostStorage(host, params);
   return {
     registry,
     clock: { now: () => new Date() },
-    ...(config.storageRoot !== undefined ? { storage: new FilesystemStorage(config.storageRoot) } : {}),
+    ...(storage ? { storage } : {}),
+    ...(host ? { host } : {}),
     ...(progress ? { progress } : {}),
   };
 }
@@ -130,6 +175,7 @@ async function loadPlan(config: CliConfig, ports: CleanupPorts): Promise<Plan> {
 async function execute(config: CliConfig, io: CliIo): Promise<number> {
   const deadline = AbortSignal.timeout(config.timeoutMs);
   const ports = buildPorts(config, io, deadline);
+  if (config.command === 'verify') return verify(config, io, ports);
   const plan = await loadPlan(config, ports);
   if (ports.progress) io.stderr.write('\r\x1b[K');
   const failedRepositories = plan.repositories.filter((r) => r.error !== undefined);
@@ -147,27 +193,36 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
 
   const units = plan.repositories.reduce((sum, r) => sum + r.deletions.length, 0);
   if (!config.json) io.stdout.write(renderPlan(plan));
-  if (units === 0) {
-    if (config.json)
-      io.stdout.write(
-        `${JSON.stringify({ plan, deletions: { deleted: [], skipped: [], failed: [] } }, null, 2)}\n`,
-      );
-    else io.stdout.write('Nothing to delete.\n');
-    return scanExit;
-  }
-  if (!config.yes) {
+  if (units === 0 && !config.json) io.stdout.write('Nothing to delete.\n');
+  if (units > 0 && !config.yes) {
     const question = `Delete ${plan.totals.manifestsDeleted} manifests (frees ${plan.reclaim.exact ? '' : 'at most '}${formatBytes(plan.reclaim.bytes)} after garbage collection)? [y/N] `;
     if (!(await confirm(io, question))) {
       io.stderr.write('Nothing deleted.\n');
       return EXIT.done;
     }
   }
-  const report = await applyPlan(ports, plan, config.concurrency);
+  const report = await runCleanup(ports, plan, {
+    concurrency: config.concurrency,
+    ...(config.collectGarbage && config.host ? { garbageCollection: config.host.params } : {}),
+  });
   if (ports.progress) io.stderr.write('\r\x1b[K');
-  if (config.json) io.stdout.write(`${JSON.stringify({ plan, deletions: report }, null, 2)}\n`);
-  else io.stdout.write(`\n${renderDeletionReport(report)}`);
-  if (report.stoppedBy) io.stderr.write(`error: ${report.stoppedBy.message}\n`);
-  return report.stoppedBy || report.failed.length > 0 ? EXIT.failed : scanExit;
+  if (config.json) io.stdout.write(`${JSON.stringify({ plan, report }, null, 2)}\n`);
+  else io.stdout.write(`\n${renderRunReport(report)}`);
+  for (const problem of report.problems) io.stderr.write(`error: ${problem}\n`);
+  return report.outcome === 'failed' ? EXIT.failed : EXIT.done;
+}
+
+async function verify(config: CliConfig, io: CliIo, ports: CleanupPorts): Promise<number> {
+  const limit = createLimit(config.concurrency);
+  const repositories = (await ports.registry.listRepositories()).filter(
+    repositoryFilter(config.include, config.exclude),
+  );
+  const tags = await currentTags(ports.registry, repositories, limit);
+  const verification = await verifyTags(ports.registry, tags, config.concurrency);
+  io.stdout.write(
+    config.json ? `${JSON.stringify(verification, null, 2)}\n` : renderVerification(verification),
+  );
+  return verification.broken.length > 0 ? EXIT.failed : EXIT.done;
 }
 
 /** The command line: parse, validate, run, print. Returns the exit code; never throws. */

@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
 import { buildPolicy, type Policy, PolicyError, parseDuration, type RuleInput } from './domain/policy.js';
+import { hostEnvironment } from './host/script.js';
+import type { HostParams } from './ports.js';
 
-export const COMMANDS = ['plan', 'clean'] as const;
+export const COMMANDS = ['plan', 'clean', 'verify'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export type CredentialSource =
@@ -10,6 +12,17 @@ export type CredentialSource =
       readonly kind: 'flags' | 'env' | 'docker-config';
       readonly username: string;
       readonly password: string;
+    };
+
+export type HostConfig =
+  | { readonly runner: 'local'; readonly params: HostParams }
+  | {
+      readonly runner: 'ssm';
+      readonly params: HostParams;
+      readonly instanceId: string;
+      readonly region?: string;
+      readonly document?: string;
+      readonly outputBucket?: string;
     };
 
 export interface CliConfig {
@@ -27,6 +40,11 @@ export interface CliConfig {
   readonly yes: boolean;
   readonly planFile?: string;
   readonly timeoutMs: number;
+  /** How the host script runs: for garbage collection (`--gc`) and `--storage-from-host`. */
+  readonly host?: HostConfig;
+  /** Collect garbage after deleting (clean with --gc local|ssm). */
+  readonly collectGarbage: boolean;
+  readonly storageFromHost: boolean;
   /** Things worth telling a person that do not stop the run. */
   readonly warnings: readonly string[];
 }
@@ -68,6 +86,16 @@ export const OPTIONS = {
   json: { type: 'boolean' },
   plan: { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
+  gc: { type: 'string' },
+  'gc-mode': { type: 'string' },
+  container: { type: 'string' },
+  'registry-config': { type: 'string' },
+  'no-restart': { type: 'boolean' },
+  'instance-id': { type: 'string' },
+  region: { type: 'string' },
+  'ssm-document': { type: 'string' },
+  'ssm-output-bucket': { type: 'string' },
+  'storage-from-host': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -138,8 +166,8 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   if (!COMMANDS.includes(command as Command)) {
     problems.push(
       command === undefined
-        ? `a command is needed: ${COMMANDS.join(' or ')}`
-        : `unknown command ${JSON.stringify(command)}: use ${COMMANDS.join(' or ')}`,
+        ? `a command is needed: ${COMMANDS.join(', ')}`
+        : `unknown command ${JSON.stringify(command)}: use ${COMMANDS.join(', ')}`,
     );
   }
 
@@ -185,9 +213,11 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   // A policy flag already reported as wrong would make the policy look empty: no second error for it.
   if (problems.length === problemsBeforeRule) {
     try {
-      // A saved plan carries its decisions; the policy is then only needed if rules were given anyway.
-      const fromPlan = v.plan !== undefined && policyFile === undefined && Object.keys(flagRule).length === 0;
-      policy = buildPolicy(policyFile, fromPlan ? { keepLast: 0 } : flagRule, v.policy ?? 'policy file');
+      // verify needs no policy, and a saved plan carries its decisions: a policy is then only checked if given.
+      const unneeded =
+        command === 'verify' ||
+        (v.plan !== undefined && policyFile === undefined && Object.keys(flagRule).length === 0);
+      policy = buildPolicy(policyFile, unneeded ? { keepLast: 0 } : flagRule, v.policy ?? 'policy file');
     } catch (error) {
       if (error instanceof PolicyError) problems.push(...error.problems);
       else throw error;
@@ -216,8 +246,16 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     problems.push('--insecure-tls and --ca-file: give one, not both');
 
   if (command !== 'clean') {
-    for (const flag of ['plan', 'yes'] as const)
+    for (const flag of ['plan', 'yes', 'gc', 'gc-mode', 'no-restart'] as const) {
       if (v[flag] !== undefined) problems.push(`--${flag}: only for clean`);
+    }
+  }
+  const host = hostConfig(v, problems);
+  const gc = v.gc ?? 'none';
+  if (!['local', 'ssm', 'none'].includes(gc))
+    problems.push(`--gc: expected local, ssm or none, got ${JSON.stringify(gc)}`);
+  if (v['storage-from-host'] && v['storage-root'] !== undefined) {
+    problems.push('--storage-root and --storage-from-host: give one, not both');
   }
 
   const warnings: string[] = [];
@@ -238,6 +276,9 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     yes: v.yes ?? false,
     ...(v.plan !== undefined ? { planFile: v.plan } : {}),
     timeoutMs: timeoutMs ?? 0,
+    ...(host ? { host } : {}),
+    collectGarbage: gc !== 'none',
+    storageFromHost: v['storage-from-host'] ?? false,
     warnings,
   };
 }
@@ -280,4 +321,83 @@ async function resolveCredentials(
     problems.push((error as Error).message);
     return { kind: 'none' };
   }
+}
+
+type HostFlags = {
+  gc?: string;
+  'gc-mode'?: string;
+  container?: string;
+  'registry-config'?: string;
+  'no-restart'?: boolean;
+  'instance-id'?: string;
+  region?: string;
+  'ssm-document'?: string;
+  'ssm-output-bucket'?: string;
+  'storage-from-host'?: boolean;
+};
+
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Where and how the host script runs, from --gc, --storage-from-host and the host flags. */
+function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
+  const wanted = (v.gc !== undefined && v.gc !== 'none') || v['storage-from-host'] === true;
+  const ssmFlags = (['instance-id', 'region', 'ssm-document', 'ssm-output-bucket'] as const).filter(
+    (f) => v[f] !== undefined,
+  );
+  const runner = v.gc === 'ssm' || (v.gc !== 'local' && ssmFlags.length > 0) ? 'ssm' : 'local';
+  if (!wanted) {
+    for (const flag of [...ssmFlags, 'container', 'registry-config', 'gc-mode', 'no-restart'] as const) {
+      if (v[flag] !== undefined) problems.push(`--${flag}: only with --gc local|ssm or --storage-from-host`);
+    }
+    return undefined;
+  }
+  if (v['gc-mode'] !== undefined && !['online', 'stopped'].includes(v['gc-mode'])) {
+    problems.push(`--gc-mode: expected online or stopped, got ${JSON.stringify(v['gc-mode'])}`);
+  }
+  const params: HostParams = {
+    ...(v.container !== undefined ? { container: v.container } : {}),
+    ...(v['registry-config'] !== undefined ? { registryConfig: v['registry-config'] } : {}),
+    ...(v['gc-mode'] === 'online' || v['gc-mode'] === 'stopped' ? { gcMode: v['gc-mode'] } : {}),
+    ...(v['no-restart'] ? { restart: false } : {}),
+  };
+  try {
+    hostEnvironment('collect', params);
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  if (runner === 'local') {
+    if (ssmFlags.length > 0) problems.push(`--${ssmFlags[0]}: only with --gc ssm`);
+    return { runner, params };
+  }
+  const instanceId = v['instance-id'];
+  if (instanceId === undefined)
+    problems.push('--instance-id: required with --gc ssm, e.g. --instance-id i-0123456789abcdef0');
+  else if (!INSTANCE_ID.test(instanceId)) {
+    problems.push(
+      `--instance-id: expected an EC2 instance id such as i-0123456789abcdef0, got ${JSON.stringify(instanceId)}`,
+    );
+  }
+  if (v.region !== undefined && !REGION.test(v.region)) {
+    problems.push(`--region: expected an AWS region such as eu-west-1, got ${JSON.stringify(v.region)}`);
+  }
+  if (v['ssm-document'] !== undefined && !/^[a-zA-Z0-9_.:/-]{3,128}$/.test(v['ssm-document'])) {
+    problems.push(
+      `--ssm-document: expected an SSM document name or ARN, got ${JSON.stringify(v['ssm-document'])}`,
+    );
+  }
+  if (v['ssm-output-bucket'] !== undefined && !BUCKET.test(v['ssm-output-bucket'])) {
+    problems.push(
+      `--ssm-output-bucket: expected an S3 bucket name, got ${JSON.stringify(v['ssm-output-bucket'])}`,
+    );
+  }
+  return {
+    runner,
+    params,
+    instanceId: instanceId ?? '',
+    ...(v.region !== undefined ? { region: v.region } : {}),
+    ...(v['ssm-document'] !== undefined ? { document: v['ssm-document'] } : {}),
+    ...(v['ssm-output-bucket'] !== undefined ? { outputBucket: v['ssm-output-bucket'] } : {}),
+  };
 }

@@ -46,6 +46,8 @@ export interface StoredRepository {
 /** The storage half of the scan: manifest revisions (tagged or not) and their push times. */
 export interface StorageLister {
   list(): Promise<Map<string, StoredRepository>>;
+  /** Every blob in storage with its size, where the lister can see them: tells what GC frees beyond the plan. */
+  listBlobs?(): Promise<Map<Digest, number>>;
 }
 
 export interface Clock {
@@ -55,4 +57,48 @@ export interface Clock {
 /** Progress for a person watching a long run; the engine never prints. */
 export interface Progress {
   update(message: string): void;
+}
+
+/** Parameters of the host script; each is validated by the script itself too. */
+export interface HostParams {
+  readonly container?: string;
+  readonly registryBinary?: string;
+  readonly registryConfig?: string;
+  readonly storageRoot?: string;
+  readonly gcMode?: 'online' | 'stopped';
+  readonly restart?: boolean;
+  readonly registryPort?: number;
+  readonly uploadWaitSeconds?: number;
+  readonly uploadRecentMinutes?: number;
+  readonly pollSeconds?: number;
+  readonly readySeconds?: number;
+  readonly lockFile?: string;
+  readonly logDir?: string;
+}
+
+export type HostAction = 'inventory' | 'collect';
+
+/** The host script's last stdout line, parsed. Counts the garbage collector did not print are null. */
+export interface HostSummary {
+  readonly action: HostAction;
+  readonly status: 'done' | 'skipped' | 'failed';
+  readonly reason?: string;
+  readonly [field: string]: unknown;
+}
+
+export interface HostRun {
+  /** `running`: the command outlived the runner's deadline; `commandId` lets a later run pick it up. */
+  readonly state: 'finished' | 'running';
+  readonly exitCode?: number;
+  readonly summary?: HostSummary;
+  /** Everything the script printed before its summary (the inventory lines), when the runner could get it all. */
+  readonly output?: string;
+  readonly commandId?: string;
+  /** Why the run did not produce a usable result, when the runner knows. */
+  readonly reason?: string;
+}
+
+/** Runs the host script: here with bash, or on an instance through SSM Run Command. */
+export interface HostRunner {
+  run(action: HostAction, params: HostParams): Promise<HostRun>;
 }

@@ -50,11 +50,13 @@ export async function scan(options: ScanOptions): Promise<Inventory> {
       return repository;
     }),
   );
+  const storedBlobs = options.storage?.listBlobs ? await options.storage.listBlobs() : undefined;
   return {
     registry: options.registryUrl,
     scannedAt,
     catalogComplete: selected.length === all.length,
     repositories,
+    ...(storedBlobs ? { storedBlobs: [...storedBlobs].map(([digest, size]) => ({ digest, size })) } : {}),
   };
 }
 
@@ -120,7 +122,7 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
     );
     await Promise.all((stored?.revisions ?? []).map((revision) => load(revision.digest)));
     await Promise.all(pending.values());
-    tags.sort((a, b) => a.name.localeCompare(b.name));
+    tags.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
     return {
       name,
       tags,

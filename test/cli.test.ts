@@ -60,7 +60,7 @@ describe('bad input', () => {
 
   it('rejects an unknown command and an unknown flag', async () => {
     expect((await runCli(['prune', '--registry', 'http://x', '--keep-last', '1'])).stderr).toContain(
-      'unknown command "prune": use plan or clean',
+      'unknown command "prune": use plan, clean, verify',
     );
     expect((await runCli(['plan', '--keep-lats', '1'])).stderr).toContain("Unknown option '--keep-lats'");
   });
@@ -95,7 +95,7 @@ describe('the installed command', () => {
     const help = await run(process.execPath, [bin, '--help']);
     const version = await run(process.execPath, [bin, '--version']);
 
-    expect(help.stdout).toMatch(/^Usage: registry-janitor <plan\|clean> --registry URL/);
+    expect(help.stdout).toMatch(/^Usage: registry-janitor <plan\|clean\|verify> --registry URL/);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 

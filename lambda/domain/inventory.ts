@@ -61,4 +61,6 @@ export interface Inventory {
   /** Every repository in the catalog was scanned (no selection filter cut any out). */
   readonly catalogComplete: boolean;
   readonly repositories: readonly Repository[];
+  /** Every blob in storage and its size, when storage was listed; absent otherwise. */
+  readonly storedBlobs?: readonly BlobRef[];
 }

@@ -304,9 +304,12 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
       node.reason = `untagged for ${formatDuration(now - Date.parse(node.manifest.pushedAt ?? ''))}`;
     }
   }
+  // A tag follows its digest: a stale tag on a digest kept for another reason (the child of a kept index, say)
+  // stays, and says why.
   for (const tag of repository.tags) {
-    if (tagDecisions.has(tag.name)) continue;
     const node = nodes.get(tag.digest);
+    const decided = tagDecisions.get(tag.name);
+    if (decided && (decided.decision === 'keep' || node?.decision !== 'keep')) continue;
     tagDecisions.set(tag.name, {
       decision: node?.decision ?? 'keep',
       reason: node?.reason ?? 'manifest could not be read',

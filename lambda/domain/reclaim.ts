@@ -8,6 +8,12 @@ export interface Reclaim {
   /** False when the figure can only be an upper bound; `caveats` says why. */
   readonly exact: boolean;
   readonly caveats: readonly string[];
+  /**
+   * Bytes of blobs in storage that no scanned manifest references at all (left by earlier deletes, or uploaded
+   * by a push still in flight): the garbage collector frees these too. Known only when storage was listed and
+   * every repository was scanned.
+   */
+  readonly unreferencedBytes?: number;
 }
 
 /** Every blob the garbage collector keeps for a manifest: the manifest itself and what it references. */
@@ -57,5 +63,13 @@ export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, Reado
   if (inventory.repositories.some((r) => r.error === undefined && !r.revisionsVisible)) {
     caveats.push('untagged revisions are not visible without the storage root; blobs they share may stay');
   }
-  return { bytes, blobs, exact: caveats.length === 0, caveats };
+  const exact = caveats.length === 0;
+  let unreferencedBytes: number | undefined;
+  if (exact && inventory.storedBlobs) {
+    unreferencedBytes = 0;
+    for (const blob of inventory.storedBlobs) {
+      if (!keptBlobs.has(blob.digest) && !candidates.has(blob.digest)) unreferencedBytes += blob.size;
+    }
+  }
+  return { bytes, blobs, exact, caveats, ...(unreferencedBytes !== undefined ? { unreferencedBytes } : {}) };
 }

@@ -46,6 +46,7 @@ const savedPlanSchema = z.object({
     blobs: z.number(),
     exact: z.boolean(),
     caveats: z.array(z.string()),
+    unreferencedBytes: z.number().optional(),
   }),
 });
 

@@ -1,5 +1,6 @@
-import type { DeletionReport } from '../cleanup.js';
+import type { DeletionReport, GarbageCollection, RunReport } from '../cleanup.js';
 import type { Plan, RepositoryPlan } from '../domain/plan.js';
+import type { Verification } from '../verify.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
@@ -90,10 +91,16 @@ export function planSummary(plan: Plan): string[] {
     `Garbage collection will then free${bound} ${formatBytes(plan.reclaim.bytes)} (${plan.reclaim.bytes} bytes in ${plural(plan.reclaim.blobs, 'blob')})`,
   ];
   for (const caveat of plan.reclaim.caveats) lines.push(`  upper bound: ${caveat}`);
+  const unreferenced = plan.reclaim.unreferencedBytes;
+  if (unreferenced) {
+    lines.push(
+      `  and ${formatBytes(unreferenced)} (${unreferenced} bytes) of blobs no manifest references already (earlier deletes, or a push in flight)`,
+    );
+  }
   return lines;
 }
 
-export function renderDeletionReport(report: DeletionReport): string {
+export function renderDeletionReport(report: DeletionReport, opts: { collectHint?: boolean } = {}): string {
   const deleted = report.deleted.filter((d) => d.outcome === 'deleted').length;
   const gone = report.deleted.length - deleted;
   const lines: string[] = [];
@@ -106,11 +113,78 @@ export function renderDeletionReport(report: DeletionReport): string {
     lines.push(`  skipped ${skip.repository}@${skip.digest}: ${skip.reason}`);
   for (const failure of report.failed)
     lines.push(`  failed ${failure.repository}@${failure.digest}: ${failure.error}`);
-  if (deleted > 0) {
+  if (deleted > 0 && opts.collectHint !== false) {
     lines.push(
       "Space is reclaimed when the registry's garbage collector runs on the host " +
         '(registry garbage-collect <config>, without --delete-untagged on 2.x), followed by a registry restart.',
     );
   }
+  return `${lines.join('\n')}\n`;
+}
+
+const summaryNumber = (summary: Record<string, unknown> | undefined, field: string) =>
+  typeof summary?.[field] === 'number' ? (summary[field] as number) : undefined;
+
+function collectionLine(gc: GarbageCollection): string {
+  if (!gc.ran) return `Garbage collection: not run (${gc.reason})`;
+  if (gc.state === 'running')
+    return `Garbage collection: still running on the host (command ${gc.commandId ?? 'unknown'})`;
+  const summary = gc.summary;
+  if (!summary)
+    return `Garbage collection: no summary from the host script (exit ${gc.exitCode ?? 'unknown'})`;
+  const parts = [`${summary.status}${summary.reason ? ` (${summary.reason})` : ''}`];
+  for (const [field, label] of [
+    ['mode', 'mode'],
+    ['version', 'registry'],
+  ] as const) {
+    if (typeof summary[field] === 'string') parts.push(`${label} ${summary[field]}`);
+  }
+  const deleted = summaryNumber(summary, 'blobsDeleted');
+  if (deleted !== undefined) parts.push(`${plural(deleted, 'blob')} deleted`);
+  if (summary.restarted === true) parts.push('registry restarted');
+  if (typeof summary.log === 'string') parts.push(`log ${summary.log}`);
+  const lines = [`Garbage collection: ${parts.join(', ')}`];
+  if (typeof summary.warning === 'string') lines.push(`  warning: ${summary.warning}`);
+  return lines.join('\n');
+}
+
+/** The run report for a person: failures first, then what was done, measured against what was promised. */
+export function renderRunReport(report: RunReport): string {
+  const lines: string[] = [];
+  if (report.outcome === 'failed') {
+    lines.push(`FAILED: ${report.problems[0] ?? 'see below'}`);
+    for (const problem of report.problems.slice(1)) lines.push(`  also: ${problem}`);
+    lines.push('');
+  }
+  lines.push(
+    renderDeletionReport(report.deletions, { collectHint: !report.garbageCollection.ran }).trimEnd(),
+  );
+  lines.push(collectionLine(report.garbageCollection));
+  const { estimatedBytes, estimateExact, measuredBytes, unreferencedBytes } = report.reclaimed;
+  const unreferenced = unreferencedBytes ? ` + ${unreferencedBytes} bytes already unreferenced` : '';
+  const estimate = `${estimateExact ? '' : 'at most '}${formatBytes(estimatedBytes)} (${estimatedBytes} bytes${unreferenced})`;
+  lines.push(
+    measuredBytes === undefined
+      ? `Reclaimable: ${estimate}, once garbage collection runs`
+      : `Reclaimed: ${formatBytes(measuredBytes)} (${measuredBytes} bytes) measured on the host; plan estimate ${estimate}`,
+  );
+  const v = report.verification;
+  lines.push(
+    v.broken.length === 0
+      ? `Verified: all ${plural(v.tags, 'kept tag')} resolve completely (${plural(v.manifests, 'manifest')}, ${plural(v.blobs, 'blob')})`
+      : `Verification: ${v.broken.length} of ${plural(v.tags, 'kept tag')} BROKEN`,
+  );
+  for (const broken of v.broken) lines.push(`  BROKEN ${broken.repository}:${broken.tag}: ${broken.problem}`);
+  lines.push(`${report.outcome === 'succeeded' ? 'Done' : 'Failed'} in ${report.durationSeconds} s.`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderVerification(verification: Verification): string {
+  const lines = verification.broken.map((b) => `BROKEN ${b.repository}:${b.tag}: ${b.problem}`);
+  lines.push(
+    verification.broken.length === 0
+      ? `All ${plural(verification.tags, 'tag')} resolve completely (${plural(verification.manifests, 'manifest')}, ${plural(verification.blobs, 'blob')} checked).`
+      : `${verification.broken.length} of ${plural(verification.tags, 'tag')} broken.`,
+  );
   return `${lines.join('\n')}\n`;
 }

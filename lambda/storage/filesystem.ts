@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isDigest, isRepositoryName, isTagName } from '../domain/names.js';
+import { type Digest, isDigest, isRepositoryName, isTagName } from '../domain/names.js';
 import type { StorageLister, StoredRepository, StoredRevision, StoredTag } from '../ports.js';
 
 export class StorageRootError extends Error {
@@ -61,6 +61,24 @@ export class FilesystemStorage implements StorageLister {
     const found = new Map<string, StoredRepository>();
     await this.walk('', found);
     return found;
+  }
+
+  async listBlobs(): Promise<Map<Digest, number>> {
+    const blobsDir = join(this.root, 'docker', 'registry', 'v2', 'blobs', 'sha256');
+    const sizes = new Map<Digest, number>();
+    for (const prefix of await entries(blobsDir)) {
+      const found = await inBatches(await entries(join(blobsDir, prefix)), async (hex) => {
+        if (!HEX.test(hex)) return undefined;
+        try {
+          return [`sha256:${hex}` as Digest, (await stat(join(blobsDir, prefix, hex, 'data'))).size] as const;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+          throw error;
+        }
+      });
+      for (const [digest, size] of found) sizes.set(digest, size);
+    }
+    return sizes;
   }
 
   private async walk(prefix: string, found: Map<string, StoredRepository>): Promise<void> {

@@ -369,3 +369,26 @@ describe('plan: indexes, referrers and untagged manifests', () => {
     });
   });
 });
+
+describe('plan: tags follow their digest', () => {
+  it('keeps per-platform tags on the children of a kept index, and says why', () => {
+    const amd = image('amd', { pushedAt: daysAgo(5) });
+    const arm = image('arm', { pushedAt: daysAgo(5) });
+    const multi = index('multi', [amd, arm], { pushedAt: daysAgo(5) });
+    const repo = repository(
+      'base',
+      [tag('3.1', multi), tag('3.1-amd64', amd), tag('3.1-arm64', arm)],
+      [multi, amd, arm],
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 0, keepTags: ['^3\\.1$'] }), NOW));
+
+    expect(tagDecision(result, '3.1-amd64')).toMatchObject({
+      decision: 'keep',
+      reason: 'child of kept index 3.1',
+    });
+    expect(tagDecision(result, '3.1-arm64')?.decision).toBe('keep');
+    expect(result.deletions).toEqual([]);
+    expect(result.tags.every((t) => t.decision === 'keep')).toBe(true);
+  });
+});

@@ -55,6 +55,12 @@ export interface TestRegistry {
   stop(): Promise<void>;
   /** Stops the process and starts it again on the same port and root; `readOnly` rewrites the config first. */
   restart(opts?: { readOnly?: boolean }): Promise<void>;
+  /** Stops the process and keeps its storage, as `docker stop` does; `resume()` serves it again. */
+  halt(): Promise<void>;
+  /** Starts a halted registry again on the same port and root; nothing when it is running. */
+  resume(): Promise<void>;
+  /** Whether the registry process is running. */
+  isRunning(): boolean;
   garbageCollect(opts?: { dryRun?: boolean; deleteUntagged?: boolean }): Promise<GarbageCollectResult>;
   /** The registry process's recent stdout and stderr. */
   logs(): string;
@@ -510,6 +516,21 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         current = next;
         await waitUntilServing(url, next, output);
       },
+      async halt() {
+        if (stopped) throw new Error('registry was stopped');
+        if (current) await stopProcess(current);
+        current = undefined;
+        await dropDispatcher(reg);
+      },
+      async resume() {
+        if (stopped) throw new Error('registry was stopped');
+        if (current && !current.hasExited()) return;
+        const next = spawnRegistry(configPath, output);
+        tracked.child = next.child;
+        current = next;
+        await waitUntilServing(url, next, output);
+      },
+      isRunning: () => current !== undefined && !current.hasExited(),
       garbageCollect(gcOpts) {
         const args = ['garbage-collect', configPath];
         if (gcOpts?.dryRun) args.push('--dry-run');

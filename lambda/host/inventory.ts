@@ -1,0 +1,139 @@
+import { isDigest, isRepositoryName, isTagName, printable } from '../domain/names.js';
+import type {
+  HostParams,
+  HostRun,
+  HostRunner,
+  StorageLister,
+  StoredRepository,
+  StoredRevision,
+  StoredTag,
+} from '../ports.js';
+
+const EPOCH_SECONDS = /^[0-9]{1,12}$/;
+
+interface Building {
+  readonly revisions: StoredRevision[];
+  readonly tags: StoredTag[];
+}
+
+function pushedAt(epochSeconds: string | undefined): string | undefined {
+  if (epochSeconds === undefined || !EPOCH_SECONDS.test(epochSeconds)) return undefined;
+  const date = new Date(Number(epochSeconds) * 1000);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+/**
+ * Reads the host script's inventory lines (`R <repository>`, then its `V <hex> <mtime>` and
+ * `T <tag> <hex> <mtime>` lines). Every name, tag and digest is checked against the registry's grammar; a
+ * line that fails, or that belongs to a repository that failed, is skipped and passed to `onInvalid`.
+ */
+export function parseInventory(
+  text: string,
+  onInvalid?: (line: string, lineNumber: number) => void,
+): Map<string, StoredRepository> {
+  const found = new Map<string, Building>();
+  let current: Building | undefined;
+  const lines = text.split('\n');
+  for (let index = 0; index < lines.length; index++) {
+    const line = (lines[index] ?? '').replace(/\r$/, '');
+    if (line === '') continue;
+    const [kind, ...fields] = line.split(' ');
+    let valid = false;
+    if (kind === 'R' && fields.length === 1) {
+      const name = fields[0];
+      current = undefined;
+      if (isRepositoryName(name)) {
+        current = found.get(name) ?? { revisions: [], tags: [] };
+        found.set(name, current);
+        valid = true;
+      }
+    } else if (kind === 'V' && fields.length === 2 && current) {
+      const digest = `sha256:${fields[0]}`;
+      const when = pushedAt(fields[1]);
+      if (isDigest(digest) && when) {
+        current.revisions.push({ digest, pushedAt: when });
+        valid = true;
+      }
+    } else if (kind === 'T' && fields.length === 3 && current) {
+      const [name, hex, mtime] = fields;
+      const digest = `sha256:${hex}`;
+      const when = pushedAt(mtime);
+      if (isTagName(name) && isDigest(digest) && when) {
+        current.tags.push({ name, digest, pushedAt: when });
+        valid = true;
+      }
+    }
+    if (!valid) onInvalid?.(line, index + 1);
+  }
+  return found;
+}
+
+/** The host inventory could not be used; the message says what to fix. */
+export class HostInventoryError extends Error {
+  override readonly name = 'HostInventoryError';
+  readonly code = 'RJ_HOST_INVENTORY';
+}
+
+export interface HostStorageOptions {
+  /** Called for each inventory line that was skipped; libraries don't log, the caller does. */
+  readonly onInvalid?: (message: string) => void;
+}
+
+function runnerReason(run: HostRun): string | undefined {
+  const reason = (run as { reason?: unknown }).reason;
+  return typeof reason === 'string' ? reason : undefined;
+}
+
+/** The storage half of the scan, read on the registry host by the host script's `inventory` action. */
+export class HostStorage implements StorageLister {
+  constructor(
+    private readonly runner: HostRunner,
+    private readonly params: HostParams = {},
+    private readonly options: HostStorageOptions = {},
+  ) {}
+
+  async list(): Promise<Map<string, StoredRepository>> {
+    const run = await this.runner.run('inventory', this.params);
+    if (run.state === 'running') {
+      throw new HostInventoryError(
+        `the inventory was still running on the registry host when the runner stopped waiting (command ${run.commandId ?? 'unknown'}): allow the run more time`,
+      );
+    }
+    const summary = run.summary;
+    if (!summary) {
+      throw new HostInventoryError(
+        `the host script printed no summary (exit ${run.exitCode ?? 'unknown'})${runnerReason(run) ? `: ${runnerReason(run)}` : ''}`,
+      );
+    }
+    if (summary.status !== 'done') {
+      throw new HostInventoryError(
+        `the inventory ${summary.status} on the registry host (exit ${run.exitCode ?? 'unknown'}): ${summary.reason ?? 'no reason given'}`,
+      );
+    }
+    if (run.output === undefined) {
+      throw new HostInventoryError(
+        runnerReason(run) ??
+          'the inventory did not fit in the SSM output: configure an output bucket so the runner can read all of it',
+      );
+    }
+
+    let skipped = 0;
+    const repositories = parseInventory(run.output, (line, lineNumber) => {
+      skipped++;
+      this.options.onInvalid?.(`skipped invalid inventory line ${lineNumber}: ${printable(line)}`);
+    });
+    let lines = skipped + repositories.size;
+    for (const repository of repositories.values())
+      lines += repository.revisions.length + repository.tags.length;
+    const announced = [summary.repositories, summary.revisions, summary.tags].reduce<number>(
+      (sum, n) => sum + (typeof n === 'number' ? n : 0),
+      0,
+    );
+    if (lines !== announced) {
+      throw new HostInventoryError(
+        `the inventory output is incomplete: the host script printed ${announced} lines, ${lines} arrived`,
+      );
+    }
+    return repositories;
+  }
+}

@@ -1,0 +1,519 @@
+#!/bin/sh
+# registry-janitor's host script: everything that runs on the registry host.
+#   inventory: every manifest revision and tag of the registry's storage, with push times.
+#   collect:   garbage collection without --delete-untagged, then a restart that empties the registry's
+#              in-memory blob cache.
+# Inputs are the RJ_* environment variables only (lambda/host/CONTRACT.md); each is validated before any
+# use. The last line on stdout is a one-line JSON summary; the collector's own output goes to a log file.
+set -eu
+umask 077
+LC_ALL=C
+export LC_ALL
+
+started=$(date -u +%s)
+action=
+action_json=null
+tmp=
+summary_printed=false
+
+elapsed() {
+  echo $(($(date -u +%s) - started))
+}
+
+note() {
+  printf 'registry-janitor: %s\n' "$1" >&2
+}
+
+# --- input validation -----------------------------------------------------------------------------------
+# The accepted forms are also in lambda/host/script.ts (HOST_PARAMETERS); a test keeps the two in step.
+
+DESCRIBE_ACTION='inventory or collect'
+DESCRIBE_CONTAINER="a container name or id: a letter or digit, then up to 127 letters, digits, '_', '.' or '-'"
+DESCRIBE_PATH="an absolute path of 2 to 256 characters from A-Z a-z 0-9 '.' '_' '/' '-', without '..'"
+DESCRIBE_GC_MODE='online or stopped'
+DESCRIBE_BOOLEAN='true or false'
+DESCRIBE_PORT='a port number from 1 to 65535'
+DESCRIBE_COUNT='a whole number from 0 to 99999, without leading zeros'
+DESCRIBE_POLL='a whole number from 1 to 999, without leading zeros'
+
+invalid() {
+  printf '{"registryJanitor":1,"action":%s,"status":"failed","reason":"invalid %s: expected %s","variable":"%s","durationSeconds":%s}\n' \
+    "$action_json" "$1" "$2" "$1" "$(elapsed)"
+  exit 2
+}
+
+is_container() {
+  case $1 in
+  [a-zA-Z0-9]*) ;;
+  *) return 1 ;;
+  esac
+  case $1 in
+  *[!a-zA-Z0-9_.-]*) return 1 ;;
+  esac
+  [ "${#1}" -le 128 ]
+}
+
+is_path() {
+  case $1 in
+  /?*) ;;
+  *) return 1 ;;
+  esac
+  case $1 in
+  *[!A-Za-z0-9._/-]* | *..*) return 1 ;;
+  esac
+  [ "${#1}" -le 256 ]
+}
+
+# A decimal without leading zeros (a leading zero would be octal in shell arithmetic) of at most $2 digits.
+is_number() {
+  case $1 in
+  0) return 0 ;;
+  [1-9]*) ;;
+  *) return 1 ;;
+  esac
+  case $1 in
+  *[!0-9]*) return 1 ;;
+  esac
+  [ "${#1}" -le "$2" ]
+}
+
+action=${RJ_ACTION:-}
+case $action in
+inventory | collect) action_json="\"$action\"" ;;
+*) invalid RJ_ACTION "$DESCRIBE_ACTION" ;;
+esac
+
+container=${RJ_CONTAINER:-registry}
+is_container "$container" || invalid RJ_CONTAINER "$DESCRIBE_CONTAINER"
+
+binary=${RJ_REGISTRY_BINARY:-/bin/registry}
+is_path "$binary" || invalid RJ_REGISTRY_BINARY "$DESCRIBE_PATH"
+
+config=${RJ_REGISTRY_CONFIG:-}
+[ -z "$config" ] || is_path "$config" || invalid RJ_REGISTRY_CONFIG "$DESCRIBE_PATH"
+
+root=${RJ_STORAGE_ROOT:-/var/lib/registry}
+is_path "$root" || invalid RJ_STORAGE_ROOT "$DESCRIBE_PATH"
+
+gc_mode=${RJ_GC_MODE:-online}
+case $gc_mode in
+online | stopped) ;;
+*) invalid RJ_GC_MODE "$DESCRIBE_GC_MODE" ;;
+esac
+
+restart=${RJ_RESTART:-true}
+case $restart in
+true | false) ;;
+*) invalid RJ_RESTART "$DESCRIBE_BOOLEAN" ;;
+esac
+
+port=${RJ_REGISTRY_PORT:-5000}
+if ! is_number "$port" 5 || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+  invalid RJ_REGISTRY_PORT "$DESCRIBE_PORT"
+fi
+
+upload_wait=${RJ_UPLOAD_WAIT_SECONDS:-300}
+is_number "$upload_wait" 5 || invalid RJ_UPLOAD_WAIT_SECONDS "$DESCRIBE_COUNT"
+
+upload_recent=${RJ_UPLOAD_RECENT_MINUTES:-60}
+is_number "$upload_recent" 5 || invalid RJ_UPLOAD_RECENT_MINUTES "$DESCRIBE_COUNT"
+
+poll=${RJ_POLL_SECONDS:-5}
+if ! is_number "$poll" 3 || [ "$poll" -lt 1 ]; then
+  invalid RJ_POLL_SECONDS "$DESCRIBE_POLL"
+fi
+
+ready_seconds=${RJ_READY_SECONDS:-120}
+is_number "$ready_seconds" 5 || invalid RJ_READY_SECONDS "$DESCRIBE_COUNT"
+
+lock_file=${RJ_LOCK_FILE:-/var/lock/registry-janitor.lock}
+is_path "$lock_file" || invalid RJ_LOCK_FILE "$DESCRIBE_PATH"
+
+log_dir=${RJ_LOG_DIR:-/var/log/registry-janitor}
+is_path "$log_dir" || invalid RJ_LOG_DIR "$DESCRIBE_PATH"
+
+repositories_dir=$root/docker/registry/v2/repositories
+blobs_dir=$root/docker/registry/v2/blobs
+
+# --- shared helpers -------------------------------------------------------------------------------------
+
+# Runs a read-only command in the container, stdout to file $1. Files that vanish while it reads (pushes and
+# deletes go on meanwhile) are not an error; anything else on stderr is.
+container_read() {
+  out=$1
+  shift
+  if docker exec "$container" "$@" >"$out" 2>"$tmp/read.err"; then
+    return 0
+  fi
+  if [ -s "$tmp/read.err" ] && ! grep -v 'No such file or directory' "$tmp/read.err" >/dev/null; then
+    return 0
+  fi
+  sed -n '1,5p' "$tmp/read.err" >&2
+  return 1
+}
+
+on_exit() {
+  rc=$?
+  trap '' HUP INT TERM
+  if [ "$action" = collect ]; then
+    recover || :
+  fi
+  if [ "$action" = collect ] && [ "$summary_printed" = false ]; then
+    if [ "$rc" -ge 128 ]; then
+      print_collect_summary failed 'interrupted'
+    else
+      print_collect_summary failed 'the script stopped unexpectedly'
+    fi
+    [ "$rc" -ne 0 ] || rc=1
+  fi
+  [ -z "$tmp" ] || rm -rf "$tmp"
+  exit "$rc"
+}
+
+# --- inventory ------------------------------------------------------------------------------------------
+
+# Relative paths keep the output independent of where the storage is mounted. Both finds always run: a file
+# that vanished in the first must not cost the tags of the second.
+# shellcheck disable=SC2016
+INVENTORY_FIND='[ -d "$1" ] || exit 0
+cd "$1" || exit 1
+rc=0
+find . \( -type d -name _manifests -o -type f -path "*/_manifests/revisions/sha256/*/link" -o -type f -path "*/_manifests/tags/*/current/link" \) -exec stat -c "%Y %n" {} + || rc=1
+find . -type f -path "*/_manifests/tags/*/current/link" -exec grep -H . {} + || rc=1
+exit "$rc"'
+
+# Turns the find output into "<repository> D|V|T ..." lines, checking every name against the registry's
+# grammar; anything else, and a tag without a readable digest, is counted as ignored.
+# shellcheck disable=SC2016
+INVENTORY_PARSE='
+function valid_repository(r) {
+  return length(r) <= 255 && r ~ /^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(\/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$/
+}
+function valid_hex(h) { return length(h) == 64 && h !~ /[^a-f0-9]/ }
+function valid_tag(t) { return length(t) <= 128 && t ~ /^[a-zA-Z0-9_][a-zA-Z0-9._-]*$/ }
+function ends_with(s, suffix) {
+  return length(s) >= length(suffix) && substr(s, length(s) - length(suffix) + 1) == suffix
+}
+/^[0-9]+ \.\// {
+  mtime = substr($0, 1, index($0, " ") - 1)
+  path = substr($0, length(mtime) + 4)
+  if ((i = index(path, "/_manifests/revisions/sha256/")) > 0) {
+    repository = substr(path, 1, i - 1)
+    hex = substr(path, i + 29)
+    if (ends_with(hex, "/link")) hex = substr(hex, 1, length(hex) - 5); else hex = ""
+    if (valid_repository(repository) && valid_hex(hex)) print repository " V " hex " " mtime
+    else ignored++
+  } else if ((i = index(path, "/_manifests/tags/")) > 0) {
+    repository = substr(path, 1, i - 1)
+    tag = substr(path, i + 17)
+    if (ends_with(tag, "/current/link")) tag = substr(tag, 1, length(tag) - 13); else tag = ""
+    if (valid_repository(repository) && valid_tag(tag)) {
+      tag_time[path] = mtime
+      tag_entry[path] = repository " T " tag
+    } else ignored++
+  } else if (ends_with(path, "/_manifests")) {
+    repository = substr(path, 1, length(path) - 11)
+    if (valid_repository(repository)) print repository " D"
+    else ignored++
+  } else ignored++
+  next
+}
+/^\.\// {
+  i = index($0, ":")
+  path = substr($0, 3, i - 3)
+  content = substr($0, i + 1)
+  if (i > 0 && substr(content, 1, 7) == "sha256:" && valid_hex(substr(content, 8))) tag_hex[path] = substr(content, 8)
+  next
+}
+{ ignored++ }
+END {
+  for (path in tag_time) {
+    if (path in tag_hex) print tag_entry[path] " " tag_hex[path] " " tag_time[path]
+    else ignored++
+  }
+  printf "%d\n", ignored > ignored_file
+}'
+
+# shellcheck disable=SC2016
+INVENTORY_PRINT='
+$1 != current { current = $1; print "R " current; repositories++ }
+$2 == "V" { print "V " $3 " " $4; revisions++ }
+$2 == "T" { print "T " $3 " " $4 " " $5; tags++ }
+END { printf "%d %d %d\n", repositories, revisions, tags > counts_file }'
+
+inventory_failed() {
+  printf '{"registryJanitor":1,"action":"inventory","status":"failed","reason":"%s","durationSeconds":%s}\n' \
+    "$1" "$(elapsed)"
+  exit 1
+}
+
+run_inventory() {
+  command -v docker >/dev/null 2>&1 || inventory_failed 'docker is not installed on this host'
+  container_read "$tmp/found" sh -c "$INVENTORY_FIND" sh "$repositories_dir" ||
+    inventory_failed 'could not read the registry storage in the container'
+  awk -v ignored_file="$tmp/ignored" "$INVENTORY_PARSE" "$tmp/found" >"$tmp/entries"
+  sort -k1,1 "$tmp/entries" >"$tmp/sorted"
+  awk -v counts_file="$tmp/counts" "$INVENTORY_PRINT" "$tmp/sorted"
+  read -r repositories revisions tags <"$tmp/counts"
+  read -r ignored <"$tmp/ignored"
+  printf '{"registryJanitor":1,"action":"inventory","status":"done","repositories":%d,"revisions":%d,"tags":%d,"ignored":%d,"durationSeconds":%s}\n' \
+    "$repositories" "$revisions" "$tags" "$ignored" "$(elapsed)"
+}
+
+# --- collect --------------------------------------------------------------------------------------------
+
+RESTART_WARNING='registry not restarted: until it restarts it may report collected blobs as present, and re-pushes of those layers will be silently broken'
+
+version=
+log_file=
+gc_exit=null
+collected=false
+gc_container=
+blobs_marked=null
+blobs_deleted=null
+manifests_deleted=null
+bytes_before=null
+bytes_after=null
+bytes_freed=null
+disk_before=null
+disk_after=null
+restarted=false
+need_restart=false
+need_start=false
+
+json_string_or_null() {
+  if [ -n "$1" ]; then printf '"%s"' "$1"; else printf null; fi
+}
+
+print_collect_summary() {
+  reason=
+  [ -z "$2" ] || reason=$(printf ',"reason":"%s"' "$2")
+  warning=
+  if [ "$collected" = true ] && [ "$restarted" = false ] && [ "$gc_mode" = online ]; then
+    warning=$(printf ',"warning":"%s"' "$RESTART_WARNING")
+  fi
+  printf '{"registryJanitor":1,"action":"collect","status":"%s"%s,"mode":"%s","version":%s,"blobsMarked":%s,"blobsDeleted":%s,"manifestsDeleted":%s,"bytesBefore":%s,"bytesAfter":%s,"bytesFreed":%s,"diskUsedPercentBefore":%s,"diskUsedPercentAfter":%s,"restarted":%s,"gcExitCode":%s,"log":%s%s,"durationSeconds":%s}\n' \
+    "$1" "$reason" "$gc_mode" "$(json_string_or_null "$version")" "$blobs_marked" "$blobs_deleted" \
+    "$manifests_deleted" "$bytes_before" "$bytes_after" "$bytes_freed" "$disk_before" "$disk_after" \
+    "$restarted" "$gc_exit" "$(json_string_or_null "$log_file")" "$warning" "$(elapsed)"
+  summary_printed=true
+}
+
+finish() {
+  print_collect_summary "$1" "${2:-}"
+  [ "$1" != failed ] || exit 1
+  exit 0
+}
+
+# Brings the registry back after a collection that may have deleted blobs: the stopped container is started,
+# the running one restarted so that it forgets the deleted blobs. Also run from the EXIT trap.
+recover() {
+  if [ -n "$gc_container" ]; then
+    docker rm -f "$gc_container" >/dev/null 2>&1 || true
+    gc_container=
+  fi
+  if [ "$need_start" = true ]; then
+    need_start=false
+    if docker start "$container" >/dev/null 2>&1; then restarted=true; else return 1; fi
+  elif [ "$need_restart" = true ]; then
+    need_restart=false
+    if docker restart "$container" >/dev/null 2>&1; then restarted=true; else return 1; fi
+  fi
+  return 0
+}
+
+detect_version() {
+  docker exec "$container" "$binary" --version >"$tmp/version" 2>&1 || return 1
+  version=$(awk 'match($0, /[0-9]+\.[0-9]+\.[0-9]+/) { print substr($0, RSTART, RLENGTH); exit }' "$tmp/version")
+  [ -n "$version" ]
+}
+
+# Uploads with any file (startedat, data, hash state) written within RJ_UPLOAD_RECENT_MINUTES: new or still
+# receiving data. Older ones are abandoned and left to the registry's upload purging.
+count_recent_uploads() {
+  container_read "$tmp/uploads" find "$repositories_dir" -type f -path '*/_uploads/*' \
+    -mmin "-$upload_recent" || return 1
+  awk '{
+    i = index($0, "/_uploads/"); rest = substr($0, i + 10); j = index(rest, "/")
+    if (i > 0 && j > 0) upload[substr($0, 1, i + 9) substr(rest, 1, j - 1)]
+  }
+  END { n = 0; for (u in upload) n++; print n }' "$tmp/uploads"
+}
+
+# Prints "<bytes> <disk used percent or null>"; the bytes are the exact sum of every blob's data file.
+measure() {
+  container_read "$tmp/sizes" find "$blobs_dir" -type f -name data -exec stat -c %s {} + || return 1
+  bytes=$(awk '/^[0-9]+$/ { total += $1 } END { printf "%.0f\n", total }' "$tmp/sizes")
+  percent=null
+  if docker exec "$container" df -P "$root" >"$tmp/df" 2>/dev/null; then
+    value=$(awk 'NR == 2 { sub(/%$/, "", $5); print $5 }' "$tmp/df")
+    case $value in
+    '' | *[!0-9]*) ;;
+    *) percent=$value ;;
+    esac
+  fi
+  echo "$bytes $percent"
+}
+
+registry_answers() {
+  docker exec "$container" wget -S -q -O /dev/null -T 5 "http://127.0.0.1:$port/v2/" 2>&1 | grep 'HTTP/' >/dev/null
+}
+
+wait_until_ready() {
+  deadline=$(($(date -u +%s) + ready_seconds))
+  until registry_answers; do
+    [ "$(date -u +%s)" -lt "$deadline" ] || return 1
+    sleep "$poll"
+  done
+}
+
+# Reads the collector's counts from its log (2.8 prints "N blobs marked, M blobs and K manifests eligible
+# for deletion" and one line per swept blob); counts it did not print stay null.
+read_gc_counts() {
+  awk '
+    match($0, /[0-9]+ blobs marked, [0-9]+ blobs and [0-9]+ manifests eligible for deletion/) {
+      split(substr($0, RSTART, RLENGTH), w, " ")
+      marked = w[1]; eligible = w[4]; manifests = w[7]
+    }
+    /blob eligible for deletion: sha256:/ { swept++ }
+    END {
+      if (marked == "") print "null", (swept ? swept : "null"), "null"
+      else print marked, eligible, manifests
+    }' "$log_file" >"$tmp/gc-counts"
+  read -r blobs_marked blobs_deleted manifests_deleted <"$tmp/gc-counts"
+}
+
+# Keeps the ten newest collector logs: a big registry writes a large one every run.
+prune_logs() {
+  for old in "$log_dir"/gc-*.log; do
+    [ -f "$old" ] && printf '%s\n' "$old"
+  done | sort -r | sed '1,10d' | while IFS= read -r old; do rm -f "$old"; done
+}
+
+run_collect() {
+  command -v docker >/dev/null 2>&1 || finish failed 'docker is not installed on this host'
+  command -v flock >/dev/null 2>&1 || finish failed 'flock is not installed on this host'
+  (: >>"$lock_file") 2>/dev/null || finish failed 'cannot open the lock file'
+  exec 9>>"$lock_file"
+  flock -n 9 || finish skipped 'another collection is running'
+
+  running=$(docker inspect --format '{{.State.Running}}' "$container" 2>/dev/null) ||
+    finish failed 'could not inspect the registry container'
+  [ "$running" = true ] || finish failed 'the registry container is not running'
+  detect_version || finish failed 'could not read the registry version from its binary'
+  if [ -z "$config" ]; then
+    case $version in
+    3.*) config=/etc/distribution/config.yml ;;
+    *) config=/etc/docker/registry/config.yml ;;
+    esac
+  fi
+
+  deadline=$(($(date -u +%s) + upload_wait))
+  while :; do
+    uploads=$(count_recent_uploads) || finish failed 'could not check for uploads in progress'
+    [ "$uploads" -gt 0 ] || break
+    [ "$(date -u +%s)" -lt "$deadline" ] || finish skipped 'pushes in progress'
+    note "$uploads upload(s) in progress: waiting"
+    sleep "$poll"
+  done
+
+  measured=$(measure) || finish failed 'could not measure the blob storage'
+  bytes_before=${measured% *}
+  disk_before=${measured#* }
+
+  mkdir -p "$log_dir" 2>/dev/null || finish failed 'cannot create the log directory'
+  log_file=${log_dir%/}/gc-$(date -u +%Y%m%dT%H%M%SZ)-$$.log
+  (: >"$log_file") 2>/dev/null || {
+    log_file=
+    finish failed 'cannot write the log file'
+  }
+  printf 'registry-janitor: garbage-collect %s, mode %s, registry %s, config %s\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$gc_mode" "$version" "$config" >>"$log_file"
+
+  if [ "$gc_mode" = stopped ]; then
+    image=$(docker inspect --format '{{.Image}}' "$container" 2>/dev/null) ||
+      finish failed 'could not read the registry container image'
+    case $image in
+    sha256:*) ;;
+    *) finish failed 'could not read the registry container image' ;;
+    esac
+    case ${image#sha256:} in
+    '' | *[!a-f0-9]*) finish failed 'could not read the registry container image' ;;
+    esac
+    # The one-off collector sees the registry's configuration only with the same REGISTRY_* overrides.
+    docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$container" 2>/dev/null |
+      grep -E '^REGISTRY_[A-Z0-9_]+=' >"$tmp/gc.env" || :
+    if ! docker stop "$container" >>"$log_file" 2>&1; then
+      docker start "$container" >/dev/null 2>&1 || :
+      finish failed 'could not stop the registry'
+    fi
+    need_start=true
+    gc_container=registry-janitor-gc-$started-$$
+    collected=true
+    if docker run --rm --name "$gc_container" --volumes-from "$container" --env-file "$tmp/gc.env" \
+      --entrypoint "$binary" "$image" garbage-collect "$config" >>"$log_file" 2>&1; then
+      gc_exit=0
+    else
+      gc_exit=$?
+    fi
+  else
+    need_restart=$restart
+    collected=true
+    if docker exec "$container" "$binary" garbage-collect "$config" >>"$log_file" 2>&1; then
+      gc_exit=0
+    else
+      gc_exit=$?
+    fi
+  fi
+  printf '\nregistry-janitor: garbage-collect exited %s\n' "$gc_exit" >>"$log_file"
+
+  status='done'
+  reason=
+  if [ "$gc_exit" -ne 0 ]; then
+    if grep -E 'Path not found: /docker/registry/v2/(repositories|blobs)$' "$log_file" >/dev/null; then
+      reason='the registry is empty: nothing to collect'
+      collected=false
+      [ "$gc_mode" = stopped ] || need_restart=false
+      blobs_marked=0
+      blobs_deleted=0
+      manifests_deleted=0
+    else
+      status=failed
+      reason='garbage collection failed: see the log'
+    fi
+  fi
+  [ "$collected" = false ] || read_gc_counts
+  prune_logs
+
+  if ! recover; then
+    [ "$gc_mode" = stopped ] && finish failed 'could not start the registry again'
+    finish failed 'could not restart the registry'
+  fi
+  if ! wait_until_ready; then
+    status=failed
+    reason='the registry did not answer /v2/ in time after the collection'
+  fi
+
+  if measured=$(measure); then
+    bytes_after=${measured% *}
+    disk_after=${measured#* }
+    if [ "$bytes_before" -gt "$bytes_after" ]; then
+      bytes_freed=$((bytes_before - bytes_after))
+    else
+      bytes_freed=0
+    fi
+  fi
+  finish "$status" "$reason"
+}
+
+trap on_exit EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/registry-janitor.XXXXXX")
+
+case $action in
+inventory) run_inventory ;;
+collect) run_collect ;;
+esac

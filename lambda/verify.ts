@@ -1,0 +1,109 @@
+import { parseManifest } from './domain/manifest.js';
+import type { Digest } from './domain/names.js';
+import { createLimit, type Limit } from './limit.js';
+import type { Registry } from './ports.js';
+
+export interface TagToVerify {
+  readonly repository: string;
+  readonly tag: string;
+}
+
+export interface BrokenTag {
+  readonly repository: string;
+  readonly tag: string;
+  readonly problem: string;
+}
+
+export interface Verification {
+  readonly tags: number;
+  readonly manifests: number;
+  readonly blobs: number;
+  readonly broken: readonly BrokenTag[];
+}
+
+const MAX_DEPTH = 4;
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Checks that every given tag still resolves completely: its manifest, every child of an index, and the config
+ * and layers of every image answer with the size the manifest promises. Run it after the registry restarted:
+ * before that, its blob cache may still answer for blobs the garbage collector removed.
+ */
+export async function verifyTags(
+  registry: Registry,
+  tags: readonly TagToVerify[],
+  concurrency: number,
+): Promise<Verification> {
+  const limit = createLimit(concurrency);
+  const manifests = new Map<string, Promise<string | undefined>>();
+  const blobs = new Map<string, Promise<string | undefined>>();
+  const checkBlob = (repository: string, digest: Digest, size: number) => {
+    const key = `${repository}@${digest}`;
+    let check = blobs.get(key);
+    if (!check) {
+      check = limit(() => registry.statBlob(repository, digest)).then(
+        (found) =>
+          found === undefined
+            ? `blob ${digest} is missing`
+            : found !== size
+              ? `blob ${digest} has ${found} bytes, the manifest says ${size}`
+              : undefined,
+        (error) => `blob ${digest} could not be checked: ${errorText(error)}`,
+      );
+      blobs.set(key, check);
+    }
+    return check;
+  };
+  const checkManifest = (
+    repository: string,
+    reference: string,
+    depth: number,
+  ): Promise<string | undefined> => {
+    const key = `${repository}@${reference}`;
+    let check = manifests.get(key);
+    if (!check) {
+      check = (async () => {
+        const fetched = await limit(() => registry.getManifest(repository, reference));
+        if (!fetched) return `manifest ${reference} is missing`;
+        const manifest = parseManifest(fetched.digest, fetched.mediaType, fetched.body);
+        const problems = await Promise.all([
+          ...(manifest.config ? [checkBlob(repository, manifest.config.digest, manifest.config.size)] : []),
+          ...manifest.layers.map((layer) => checkBlob(repository, layer.digest, layer.size)),
+          ...manifest.children.map(async (child) => {
+            if (depth >= MAX_DEPTH) return `index nesting deeper than ${MAX_DEPTH}`;
+            const problem = await checkManifest(repository, child.digest, depth + 1);
+            const which = [child.digest, child.platform].filter(Boolean).join(' ');
+            return problem && `${problem} (in child ${which})`;
+          }),
+        ]);
+        return problems.find((p) => p !== undefined);
+      })().catch((error) => `manifest ${reference} could not be read: ${errorText(error)}`);
+      manifests.set(key, check);
+    }
+    return check;
+  };
+
+  const broken: BrokenTag[] = [];
+  await Promise.all(
+    tags.map(async ({ repository, tag }) => {
+      const problem = await checkManifest(repository, tag, 0);
+      if (problem) broken.push({ repository, tag, problem });
+    }),
+  );
+  broken.sort((a, b) => `${a.repository}:${a.tag}`.localeCompare(`${b.repository}:${b.tag}`));
+  return { tags: tags.length, manifests: manifests.size, blobs: blobs.size, broken };
+}
+
+/** Every tag of the given repositories, as the registry lists them now. */
+export async function currentTags(
+  registry: Registry,
+  repositories: readonly string[],
+  limit: Limit,
+): Promise<TagToVerify[]> {
+  const lists = await Promise.all(
+    repositories.map(async (repository) =>
+      (await limit(() => registry.listTags(repository))).map((tag) => ({ repository, tag })),
+    ),
+  );
+  return lists.flat();
+}

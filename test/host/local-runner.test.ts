@@ -1,0 +1,115 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalRunner } from '../../lambda/host/local-runner.js';
+import { HostParameterError } from '../../lambda/host/script.js';
+
+const INVENTORY_DONE =
+  '{"registryJanitor":1,"action":"inventory","status":"done","repositories":1,"revisions":0,"tags":0,"durationSeconds":0}';
+const COLLECT_FAILED =
+  '{"registryJanitor":1,"action":"collect","status":"failed","reason":"interrupted","mode":"online","version":null,"blobsMarked":null,"blobsDeleted":null,"manifestsDeleted":null,"bytesBefore":null,"bytesAfter":null,"bytesFreed":null,"diskUsedPercentBefore":null,"diskUsedPercentAfter":null,"restarted":false,"gcExitCode":null,"log":null,"durationSeconds":0}';
+
+describe('LocalRunner', () => {
+  let dir: string;
+
+  const script = async (name: string, body: string): Promise<string> => {
+    const path = join(dir, name);
+    await writeFile(path, body);
+    return path;
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'registry-janitor-runner-'));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('hands over the RJ_* variables of the parameters only, and maps the exit code, summary and output', async () => {
+    const scriptPath = await script(
+      'env.sh',
+      `echo "container=\${RJ_CONTAINER-unset} port=\${RJ_REGISTRY_PORT-unset} base=\${BASE-unset}" >&2
+echo "R web"
+echo '${INVENTORY_DONE}'
+exit 3
+`,
+    );
+    const runner = new LocalRunner({
+      scriptPath,
+      env: { PATH: process.env.PATH, BASE: 'kept', RJ_CONTAINER: 'stale' },
+    });
+
+    const run = await runner.run('inventory', { registryPort: 5001 });
+
+    expect(run).toEqual({
+      state: 'finished',
+      exitCode: 3,
+      summary: expect.objectContaining({ action: 'inventory', status: 'done', repositories: 1 }),
+      output: 'R web\n',
+      stderr: 'container=unset port=5001 base=kept\n',
+    });
+  });
+
+  it('keeps only the end of a collection that prints a lot, and still finds its summary', async () => {
+    const scriptPath = await script(
+      'noisy.sh',
+      `i=0; while [ $i -lt 20000 ]; do echo "blob eligible for deletion: line $i"; i=$((i+1)); done
+echo '${COLLECT_FAILED}'
+exit 1
+`,
+    );
+
+    const run = await new LocalRunner({ scriptPath }).run('collect', {});
+
+    expect(run.exitCode).toBe(1);
+    expect(run.summary).toMatchObject({ action: 'collect', status: 'failed', reason: 'interrupted' });
+    expect(run.output).toBeUndefined();
+  });
+
+  it('says so when the script printed no summary', async () => {
+    const scriptPath = await script('crash.sh', 'echo "half an inventory"\necho "boom" >&2\nexit 2\n');
+
+    const run = await new LocalRunner({ scriptPath }).run('inventory', {});
+
+    expect(run).toEqual({
+      state: 'finished',
+      exitCode: 2,
+      stderr: 'boom\n',
+      reason: 'the host script printed no summary line',
+    });
+  });
+
+  it('sends SIGTERM to the whole script on timeout and reports what it printed then', async () => {
+    const scriptPath = await script(
+      'slow.sh',
+      `trap 'echo '"'"'${COLLECT_FAILED}'"'"'; exit 143' TERM
+sleep 30 &
+wait
+`,
+    );
+    const started = Date.now();
+
+    const run = await new LocalRunner({ scriptPath, timeoutMs: 300 }).run('collect', {});
+
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(run).toMatchObject({ stopped: 'timeout', exitCode: 143, summary: { reason: 'interrupted' } });
+  });
+
+  it('kills a script that ignores SIGTERM after the grace period', async () => {
+    const scriptPath = await script('stubborn.sh', "trap '' TERM\nsleep 30\n");
+
+    const run = await new LocalRunner({ scriptPath, timeoutMs: 200, killGraceMs: 200 }).run('collect', {});
+
+    expect(run).toMatchObject({ stopped: 'timeout', exitCode: 137 });
+  });
+
+  it('refuses invalid parameters without running anything', async () => {
+    const runner = new LocalRunner({ scriptPath: join(dir, 'does-not-exist.sh') });
+
+    await expect(runner.run('collect', { container: 'registry; reboot' })).rejects.toThrow(
+      HostParameterError,
+    );
+  });
+});

@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { HostInventoryError, HostStorage, parseInventory } from '../../lambda/host/inventory.js';
+import { parseHostOutput } from '../../lambda/host/summary.js';
+import type { HostRun } from '../../lambda/ports.js';
+
+const HEX_A = 'a'.repeat(64);
+const HEX_B = 'b'.repeat(64);
+
+const collectLine = JSON.stringify({
+  registryJanitor: 1,
+  action: 'collect',
+  status: 'done',
+  mode: 'online',
+  version: '2.8.2',
+  blobsMarked: 6,
+  blobsDeleted: 3,
+  manifestsDeleted: 0,
+  bytesBefore: 5451,
+  bytesAfter: 3634,
+  bytesFreed: 1817,
+  diskUsedPercentBefore: 22,
+  diskUsedPercentAfter: 22,
+  restarted: true,
+  gcExitCode: 0,
+  log: '/var/log/registry-janitor/gc-20260101T000000Z-1.log',
+  durationSeconds: 2,
+});
+
+const inventoryLine = (counts: { repositories: number; revisions: number; tags: number }) =>
+  JSON.stringify({ registryJanitor: 1, action: 'inventory', status: 'done', ...counts, durationSeconds: 0 });
+
+describe('parseHostOutput', () => {
+  it('takes the last registryJanitor line as the summary and what precedes it as the output', () => {
+    const stdout = `R web\nV ${HEX_A} 1\n{"other":1}\n${inventoryLine({ repositories: 1, revisions: 1, tags: 0 })}\n`;
+
+    const parsed = parseHostOutput(stdout);
+
+    expect(parsed.summary).toMatchObject({ action: 'inventory', status: 'done', repositories: 1 });
+    expect(parsed.output).toBe(`R web\nV ${HEX_A} 1\n{"other":1}\n`);
+  });
+
+  it('reads a collect summary with its counts and nulls', () => {
+    const withNulls = collectLine.replace('"blobsMarked":6', '"blobsMarked":null');
+
+    expect(parseHostOutput(`${withNulls}\n`).summary).toMatchObject({ blobsMarked: null, bytesFreed: 1817 });
+  });
+
+  it('reads the one-line refusal of a bad input', () => {
+    const line =
+      '{"registryJanitor":1,"action":"collect","status":"failed","reason":"invalid RJ_GC_MODE: expected online or stopped","variable":"RJ_GC_MODE","durationSeconds":0}';
+
+    expect(parseHostOutput(line).summary).toMatchObject({ status: 'failed', variable: 'RJ_GC_MODE' });
+  });
+
+  it('says why a summary line is not valid, and keeps all of stdout as output', () => {
+    const broken = collectLine.replace('"bytesFreed":1817', '"bytesFreed":"lots"');
+
+    const parsed = parseHostOutput(`x\n${broken}\n`);
+
+    expect(parsed.summary).toBeUndefined();
+    expect(parsed.output).toBe(`x\n${broken}\n`);
+    expect(parsed.problem).toContain('bytesFreed');
+  });
+
+  it('has no summary without a registryJanitor line, or when the action is unknown', () => {
+    expect(parseHostOutput('R web\nnot json {\n')).toEqual({ output: 'R web\nnot json {\n' });
+    expect(parseHostOutput('{"registryJanitor":1,"action":null,"status":"failed"}').problem).toContain(
+      'no known action',
+    );
+  });
+});
+
+describe('parseInventory', () => {
+  it('builds repositories with ISO push times from epoch seconds', () => {
+    const listed = parseInventory(`R team/app\nV ${HEX_A} 1700000000\nT v1 ${HEX_B} 1700000001\nR web\n`);
+
+    expect([...listed.entries()]).toEqual([
+      [
+        'team/app',
+        {
+          revisions: [{ digest: `sha256:${HEX_A}`, pushedAt: '2023-11-14T22:13:20.000Z' }],
+          tags: [{ name: 'v1', digest: `sha256:${HEX_B}`, pushedAt: '2023-11-14T22:13:21.000Z' }],
+        },
+      ],
+      ['web', { revisions: [], tags: [] }],
+    ]);
+  });
+
+  it('skips and reports invalid lines, and the lines of an invalid repository', () => {
+    const invalid: [string, number][] = [];
+    const text = [
+      `V ${HEX_A} 1`,
+      'R Bad_Name',
+      `V ${HEX_A} 1`,
+      'R ok',
+      `V ${HEX_A.slice(1)} 1`,
+      `V ${HEX_A} soon`,
+      `T -tag ${HEX_A} 1`,
+      `T tag ${HEX_B} 1 extra`,
+      `V ${HEX_A} 1\r`,
+      'X something',
+    ].join('\n');
+
+    const listed = parseInventory(text, (line, n) => invalid.push([line, n]));
+
+    expect(listed.get('ok')?.revisions).toEqual([
+      { digest: `sha256:${HEX_A}`, pushedAt: '1970-01-01T00:00:01.000Z' },
+    ]);
+    expect([...listed.keys()]).toEqual(['ok']);
+    expect(invalid.map(([, n]) => n)).toEqual([1, 2, 3, 5, 6, 7, 8, 10]);
+  });
+});
+
+describe('HostStorage', () => {
+  const runner = (run: HostRun) => ({ run: async () => run });
+  const done = (counts: { repositories: number; revisions: number; tags: number }) =>
+    parseHostOutput(inventoryLine(counts)).summary;
+
+  it('lists what the inventory output holds', async () => {
+    const summary = done({ repositories: 1, revisions: 1, tags: 0 });
+    const storage = new HostStorage(
+      runner({
+        state: 'finished',
+        exitCode: 0,
+        output: `R web\nV ${HEX_A} 1\n`,
+        ...(summary ? { summary } : {}),
+      }),
+    );
+
+    expect([...(await storage.list()).keys()]).toEqual(['web']);
+  });
+
+  it('says what to fix when the output is missing, incomplete, failed or still running', async () => {
+    const summary = done({ repositories: 1, revisions: 2, tags: 0 });
+    const failed = parseHostOutput(
+      '{"registryJanitor":1,"action":"inventory","status":"failed","reason":"could not read the registry storage in the container","durationSeconds":0}',
+    ).summary;
+
+    await expect(
+      new HostStorage(runner({ state: 'finished', exitCode: 0, ...(summary ? { summary } : {}) })).list(),
+    ).rejects.toThrow('the inventory did not fit in the SSM output: configure an output bucket');
+    await expect(
+      new HostStorage(
+        runner({
+          state: 'finished',
+          exitCode: 0,
+          output: `R web\nV ${HEX_A} 1\n`,
+          ...(summary ? { summary } : {}),
+        }),
+      ).list(),
+    ).rejects.toThrow('the inventory output is incomplete: the host script printed 3 lines, 2 arrived');
+    await expect(
+      new HostStorage(
+        runner({ state: 'finished', exitCode: 1, output: '', ...(failed ? { summary: failed } : {}) }),
+      ).list(),
+    ).rejects.toThrow(
+      'the inventory failed on the registry host (exit 1): could not read the registry storage',
+    );
+    await expect(new HostStorage(runner({ state: 'running', commandId: 'c-1' })).list()).rejects.toThrow(
+      HostInventoryError,
+    );
+    await expect(new HostStorage(runner({ state: 'finished', exitCode: 127 })).list()).rejects.toThrow(
+      'the host script printed no summary (exit 127)',
+    );
+  });
+});
