@@ -59,6 +59,10 @@ Garbage collection (clean)
   --container NAME          the registry's container (default registry)
   --registry-config PATH    its config inside the container (default by version)
   --no-restart              do not restart after GC (the registry then serves stale blob answers)
+  --registry-port N         the port the registry listens on inside its container (default 5000)
+  --upload-wait DUR         wait this long for pushes in progress before skipping GC (default 5m)
+  --lock-file PATH          host lock that keeps two collections apart (default /var/lock/registry-janitor.lock)
+  --log-dir PATH            where the full GC output goes on the host (default /var/log/registry-janitor)
   --instance-id ID          the registry host, for SSM
   --region REGION           its AWS region (default from the environment)
   --ssm-document NAME       a custom SSM document holding the host script (else AWS-RunShellScript)
@@ -83,10 +87,15 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function hostRunner(config: CliConfig, deadlineMs: number): HostRunner | undefined {
+function hostRunner(
+  config: CliConfig,
+  env: NodeJS.ProcessEnv,
+  deadline: AbortSignal,
+): HostRunner | undefined {
   const host = config.host;
   if (!host) return undefined;
-  if (host.runner === 'local') return new LocalRunner({ timeoutMs: deadlineMs });
+  const deadlineMs = config.timeoutMs;
+  if (host.runner === 'local') return new LocalRunner({ env, signal: deadline });
   const clientConfig = host.region !== undefined ? { region: host.region } : {};
   return new SsmRunner({
     ssm: new SSMClient(clientConfig),
@@ -117,7 +126,7 @@ function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): Cleanu
   const progress = io.stderr.isTTY
     ? { update: (text: string) => io.stderr.write(`\r\x1b[K${text}`) }
     : undefined;
-  const host = hostRunner(config, config.timeoutMs);
+  const host = hostRunner(config, io.env, deadline);
   const params = config.host?.params ?? {};
   let storage: StorageLister | undefined;
   if (config.storageRoot !== undefined) storage = new FilesystemStorage(config.storageRoot);

@@ -96,6 +96,10 @@ export const OPTIONS = {
   'ssm-document': { type: 'string' },
   'ssm-output-bucket': { type: 'string' },
   'storage-from-host': { type: 'boolean' },
+  'registry-port': { type: 'string' },
+  'upload-wait': { type: 'string' },
+  'lock-file': { type: 'string' },
+  'log-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -334,6 +338,10 @@ type HostFlags = {
   'ssm-document'?: string;
   'ssm-output-bucket'?: string;
   'storage-from-host'?: boolean;
+  'registry-port'?: string;
+  'upload-wait'?: string;
+  'lock-file'?: string;
+  'log-dir'?: string;
 };
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -348,7 +356,17 @@ function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
   );
   const runner = v.gc === 'ssm' || (v.gc !== 'local' && ssmFlags.length > 0) ? 'ssm' : 'local';
   if (!wanted) {
-    for (const flag of [...ssmFlags, 'container', 'registry-config', 'gc-mode', 'no-restart'] as const) {
+    const hostFlags = [
+      'container',
+      'registry-config',
+      'gc-mode',
+      'no-restart',
+      'registry-port',
+      'upload-wait',
+      'lock-file',
+      'log-dir',
+    ] as const;
+    for (const flag of [...ssmFlags, ...hostFlags]) {
       if (v[flag] !== undefined) problems.push(`--${flag}: only with --gc local|ssm or --storage-from-host`);
     }
     return undefined;
@@ -356,12 +374,26 @@ function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
   if (v['gc-mode'] !== undefined && !['online', 'stopped'].includes(v['gc-mode'])) {
     problems.push(`--gc-mode: expected online or stopped, got ${JSON.stringify(v['gc-mode'])}`);
   }
-  const params: HostParams = {
+  const params: { -readonly [K in keyof HostParams]: HostParams[K] } = {
     ...(v.container !== undefined ? { container: v.container } : {}),
     ...(v['registry-config'] !== undefined ? { registryConfig: v['registry-config'] } : {}),
     ...(v['gc-mode'] === 'online' || v['gc-mode'] === 'stopped' ? { gcMode: v['gc-mode'] } : {}),
     ...(v['no-restart'] ? { restart: false } : {}),
+    ...(v['lock-file'] !== undefined ? { lockFile: v['lock-file'] } : {}),
+    ...(v['log-dir'] !== undefined ? { logDir: v['log-dir'] } : {}),
   };
+  if (v['registry-port'] !== undefined) {
+    const port = wholeNumber(v['registry-port'], 'registry-port', problems, 1, 65_535);
+    if (port !== undefined) params.registryPort = port;
+  }
+  if (v['upload-wait'] !== undefined) {
+    const ms = parseDuration(v['upload-wait']);
+    if (ms === undefined) {
+      problems.push(
+        `--upload-wait: expected a duration such as 0, 90s or 5m, got ${JSON.stringify(v['upload-wait'])}`,
+      );
+    } else params.uploadWaitSeconds = Math.round(ms / 1000);
+  }
   try {
     hostEnvironment('collect', params);
   } catch (error) {

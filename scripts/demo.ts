@@ -1,5 +1,9 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Plan } from '../lambda/domain/plan.js';
 import { formatBytes } from '../lambda/report/format.js';
+import { installDockerStandIn } from '../test/support/docker-stand-in.js';
 import {
   cosignTag,
   deleteManifest,
@@ -187,9 +191,10 @@ async function fillRegistry(history: History): Promise<void> {
 }
 
 /** Runs the real command line as a person would, its output indented under the command. */
-async function registryJanitor(args: readonly string[]): Promise<number> {
+async function registryJanitor(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<number> {
   say(`$ registry-janitor ${args.join(' ')}\n`);
   const result = await runCli(args, {
+    ...(env ? { env } : {}),
     onStdout: (line) => say(`  ${line}`),
     onStderr: (line) => process.stderr.write(`  ${line}\n`),
   });
@@ -201,19 +206,6 @@ async function diskUsage(reg: TestRegistry): Promise<{ sizes: Map<string, number
   let bytes = 0;
   for (const size of sizes.values()) bytes += size;
   return { sizes, bytes };
-}
-
-/** The registry's own garbage collector (never --delete-untagged on 2.x), then a restart to drop its blob cache. */
-async function collectGarbage(reg: TestRegistry): Promise<void> {
-  say(`$ docker-registry garbage-collect ${reg.configPath}`);
-  const result = await reg.garbageCollect();
-  const summary = result.stdout.split('\n').find((line) => /blobs marked/.test(line));
-  say(`  ${summary?.trim() ?? '(no summary line)'}`);
-  if (result.exitCode !== 0) {
-    throw new Error(`garbage-collect exited ${result.exitCode}: ${result.stderr.trim().slice(-2000)}`);
-  }
-  say('$ restart the registry (its in-memory blob cache still lists the deleted blobs)');
-  await reg.restart();
 }
 
 function tagsWith(plan: Plan, decision: 'keep' | 'delete'): { repository: string; tag: string }[] {
@@ -263,14 +255,31 @@ async function main(): Promise<number> {
     const shown = await registryJanitor(['plan', ...flags]);
     if (shown !== 0) throw new Error(`plan exited ${shown}`);
 
-    heading('3. Clean: delete the stale manifests through the registry API');
-    const cleaned = await registryJanitor(['clean', ...flags, '--yes']);
-    if (cleaned !== 0) throw new Error(`clean exited ${cleaned}`);
+    heading('3. Clean: delete, collect garbage on the host, verify every kept image');
+    say('The host script runs for real; `docker` is a stand-in that maps `docker exec registry …`,');
+    say('`docker restart registry` and friends onto this throwaway registry (no Docker engine needed).\n');
+    const docker = await installDockerStandIn(reg);
+    const hostDir = await mkdtemp(join(tmpdir(), 'registry-janitor-demo-host-'));
+    try {
+      const hostFlags = [
+        '--gc',
+        'local',
+        '--lock-file',
+        join(hostDir, 'lock'),
+        '--log-dir',
+        join(hostDir, 'logs'),
+      ];
+      const cleaned = await registryJanitor(['clean', ...flags, ...hostFlags, '--yes'], docker.env);
+      if (cleaned !== 0) throw new Error(`clean exited ${cleaned}`);
+      const calls = (await docker.calls()).map((argv) => `docker ${argv.join(' ')}`);
+      say('\nWhat the host script asked of docker:');
+      for (const call of calls.filter((c) => /garbage-collect|restart/.test(c))) say(`  $ ${call}`);
+    } finally {
+      await docker.close();
+      await rm(hostDir, { recursive: true, force: true });
+    }
 
-    heading('4. Garbage collection on the registry host');
-    await collectGarbage(reg);
-
-    heading('5. Result');
+    heading('4. Result');
     const after = await diskUsage(reg);
     const freed = freedBytes(before.sizes, after.sizes);
     const estimate = plan.reclaim.bytes;

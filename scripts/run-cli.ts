@@ -17,6 +17,8 @@ export interface CliSinks {
   readonly onStdout?: (line: string) => void;
   /** Receives standard error line by line (it is collected either way). */
   readonly onStderr?: (line: string) => void;
+  /** The environment of the command. @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 function lines(sink: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
@@ -39,6 +41,7 @@ export function runCli(args: readonly string[], sinks: CliSinks = {}): Promise<C
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: PROJECT_ROOT,
+      env: sinks.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const stdout: Buffer[] = [];

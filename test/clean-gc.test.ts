@@ -1,0 +1,221 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RunReport } from '../lambda/cleanup.js';
+import type { Plan } from '../lambda/domain/plan.js';
+import { parsePlan, runCli } from './cli-runner.js';
+import { type DockerStandIn, installDockerStandIn } from './support/docker-stand-in.js';
+import { headManifest, pushImage, randomGzipBlob } from './support/images.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
+import {
+  blobDataPath,
+  blobSizes,
+  freedBytes,
+  setRevisionPushTime,
+  setTagPushTime,
+} from './support/storage.js';
+
+const DAY = 86_400_000;
+
+async function backdate(reg: TestRegistry, repository: string, digest: string, days: number, tag?: string) {
+  await setRevisionPushTime(reg, repository, digest, new Date(Date.now() - days * DAY));
+  if (tag) await setTagPushTime(reg, repository, tag, new Date(Date.now() - days * DAY));
+}
+
+describe('clean --gc local: delete, collect on the host, verify, report', () => {
+  let reg: TestRegistry;
+  let docker: DockerStandIn;
+  let scratch: string;
+  afterEach(async () => {
+    await docker?.close();
+    await reg?.stop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  async function setUp() {
+    reg = await startRegistry();
+    docker = await installDockerStandIn(reg);
+    scratch = await mkdtemp(join(tmpdir(), 'janitor-host-'));
+  }
+  const hostArgs = () => [
+    '--gc',
+    'local',
+    '--lock-file',
+    join(scratch, 'lock'),
+    '--log-dir',
+    join(scratch, 'logs'),
+    '--upload-wait',
+    '0',
+  ];
+  const clean = (args: string[]) =>
+    runCli(['clean', '--registry', reg.url, ...args, '--yes', '--json'], { env: docker.env });
+
+  it('reclaims exactly the estimated bytes, keeps a multi-arch image whole, and says so', async () => {
+    // Prepare: a multi-arch image that stays, an older one that goes, a re-pushed tag
+    await setUp();
+    const old = await skopeoPushMultiArch(reg, 'base', '1.0', [
+      { os: 'linux', architecture: 'amd64' },
+      { os: 'linux', architecture: 'arm64' },
+    ]);
+    for (const digest of [old.digest, ...old.children]) await backdate(reg, 'base', digest, 30);
+    await skopeoPushMultiArch(reg, 'base', '2.0', [
+      { os: 'linux', architecture: 'amd64' },
+      { os: 'linux', architecture: 'arm64' },
+    ]);
+    for (let n = 0; n < 3; n += 1) {
+      const image = await pushImage(reg, 'app', 'latest', { layerSizes: [4096] });
+      await backdate(reg, 'app', image.digest, 5 - n, 'latest');
+    }
+    const before = await blobSizes(reg);
+    const policy = ['--storage-root', reg.root, '--keep-last', '1', '--untagged-grace', '1h'];
+
+    // Act
+    const result = await clean([...policy, ...hostArgs()]);
+
+    // Assess
+    expect(result.code).toBe(0);
+    const { plan, report } = JSON.parse(result.stdout) as { plan: Plan; report: RunReport };
+    const measuredOnDisk = freedBytes(before, await blobSizes(reg));
+    expect(report.outcome).toBe('succeeded');
+    expect(report.garbageCollection).toMatchObject({
+      ran: true,
+      state: 'finished',
+      summary: { status: 'done', restarted: true },
+    });
+    expect(report.reclaimed.measuredBytes).toBe(measuredOnDisk);
+    expect(measuredOnDisk).toBe(plan.reclaim.bytes);
+    expect(plan.reclaim.exact).toBe(true);
+    expect(report.verification).toMatchObject({ tags: 2, broken: [] });
+    expect(await skopeoPull(reg, 'base', '2.0')).toEqual({ ok: true });
+    expect(await skopeoPull(reg, 'app', 'latest')).toEqual({ ok: true });
+    expect(await headManifest(reg, 'base', '1.0')).toBeUndefined();
+    const calls = (await docker.calls()).map((argv) => argv.join(' '));
+    expect(calls.some((call) => call.includes('garbage-collect'))).toBe(true);
+    expect(calls.filter((call) => /--delete-untagged|(^| )-m( |$)/.test(call))).toEqual([]);
+    expect(calls).toContain('restart registry');
+  });
+
+  it('prints the report for a person: deletions, collection, bytes measured next to the estimate, verification', async () => {
+    await setUp();
+    const stale = await pushImage(reg, 'app', 'old', { layerSizes: [8192] });
+    await backdate(reg, 'app', stale.digest, 10, 'old');
+    await pushImage(reg, 'app', 'new', {});
+
+    const result = await runCli(
+      [
+        'clean',
+        '--registry',
+        reg.url,
+        '--storage-root',
+        reg.root,
+        '--keep-last',
+        '1',
+        '--yes',
+        ...hostArgs(),
+      ],
+      { env: docker.env },
+    );
+
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^Deleted 1 manifest, skipped 0, failed 0$/m);
+    expect(result.stdout).toMatch(
+      /^Garbage collection: done, mode online, registry 2\.8\.2, 3 blobs deleted, registry restarted, log .*gc-.*\.log$/m,
+    );
+    expect(result.stdout).toMatch(
+      /^Reclaimed: \d+(\.\d+)? KiB \((\d+) bytes\) measured on the host; plan estimate \d+(\.\d+)? KiB \(\2 bytes\)$/m,
+    );
+    expect(result.stdout).toMatch(/^Verified: all 1 kept tag resolve completely \(1 manifest, 2 blobs\)$/m);
+  });
+
+  it('leaves a re-pushed image complete after collecting its layers (the registry is restarted)', async () => {
+    // Prepare: image X is pushed, goes stale, is cleaned and its layers collected
+    await setUp();
+    const layer = randomGzipBlob(6000);
+    const created = '2026-01-01T00:00:00Z';
+    const x = await pushImage(reg, 'app', 'x', { layers: [layer], created });
+    await backdate(reg, 'app', x.digest, 10, 'x');
+    await pushImage(reg, 'app', 'current', {});
+    const cleaned = await clean(['--storage-root', reg.root, '--keep-last', '1', ...hostArgs()]);
+    expect(cleaned.code).toBe(0);
+    expect(await headManifest(reg, 'app', 'x')).toBeUndefined();
+
+    // Act: the same image is pushed again; a client skips layers the registry claims to have
+    const again = await pushImage(reg, 'app', 'x', { layers: [layer], created });
+
+    // Assess
+    expect(again.digest).toBe(x.digest);
+    expect(await skopeoPull(reg, 'app', 'x')).toEqual({ ok: true });
+  });
+
+  it('fails, and says so first, when a kept image is broken', async () => {
+    // Prepare: a kept image lost a layer on disk (corruption the cleanup must not hide)
+    await setUp();
+    const stale = await pushImage(reg, 'app', 'old', {});
+    await backdate(reg, 'app', stale.digest, 10, 'old');
+    const kept = await pushImage(reg, 'app', 'new', { layerSizes: [3000] });
+    await rm(blobDataPath(reg, kept.layers[0]?.digest ?? ''));
+
+    // Act
+    const result = await runCli(
+      [
+        'clean',
+        '--registry',
+        reg.url,
+        '--storage-root',
+        reg.root,
+        '--keep-last',
+        '1',
+        '--yes',
+        ...hostArgs(),
+      ],
+      { env: docker.env },
+    );
+
+    // Assess
+    expect(result.code).toBe(1);
+    const report = result.stdout.slice(result.stdout.indexOf('\nDeleted') - 200);
+    expect(result.stdout).toContain(
+      `\nFAILED: BROKEN kept image app:new: blob ${kept.layers[0]?.digest} is missing\n`,
+    );
+    expect(report).not.toMatch(/^Done/m);
+    expect(result.stderr).toMatch(/^error: BROKEN kept image app:new/m);
+  });
+
+  it('plans from the host inventory as it does from the storage root', async () => {
+    await setUp();
+    for (let n = 0; n < 4; n += 1) {
+      const image = await pushImage(reg, 'team/app', 'latest', {});
+      await backdate(reg, 'team/app', image.digest, 8 - n, 'latest');
+    }
+    const policy = ['--keep-last', '1', '--untagged-grace', '1h', '--json'];
+
+    const fromRoot = parsePlan(
+      await runCli(['plan', '--registry', reg.url, '--storage-root', reg.root, ...policy]),
+    );
+    const fromHost = parsePlan(
+      await runCli(
+        [
+          'plan',
+          '--registry',
+          reg.url,
+          '--storage-from-host',
+          '--lock-file',
+          join(scratch, 'lock'),
+          ...policy,
+        ],
+        {
+          env: docker.env,
+        },
+      ),
+    );
+
+    const decisions = (plan: Plan) =>
+      plan.repositories
+        .flatMap((r) => r.manifests.map((m) => `${m.digest} ${m.decision} ${m.reason}`))
+        .sort();
+    expect(decisions(fromHost)).toEqual(decisions(fromRoot));
+    expect(fromHost.totals.manifestsDeleted).toBe(3);
+  });
+});
