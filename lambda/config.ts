@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { buildPolicy, type Policy, PolicyError, parseDuration, type RuleInput } from './domain/policy.js';
-import { hostEnvironment } from './host/script.js';
+import { HostParameterError, hostEnvironment } from './host/script.js';
 import type { HostParams } from './ports.js';
 
 export const COMMANDS = ['plan', 'clean', 'verify'] as const;
@@ -344,6 +344,16 @@ type HostFlags = {
   'log-dir'?: string;
 };
 
+const HOST_FLAGS: Record<string, string> = {
+  container: '--container',
+  registryConfig: '--registry-config',
+  gcMode: '--gc-mode',
+  registryPort: '--registry-port',
+  uploadWaitSeconds: '--upload-wait',
+  lockFile: '--lock-file',
+  logDir: '--log-dir',
+};
+
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -397,7 +407,13 @@ function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
   try {
     hostEnvironment('collect', params);
   } catch (error) {
-    problems.push((error as Error).message);
+    if (!(error instanceof HostParameterError)) throw error;
+    // The script names its variables; a person typed flags.
+    problems.push(
+      ...error.problems.map((p) =>
+        p.replace(/^(\w+) \(RJ_\w+\)/, (m, param: string) => HOST_FLAGS[param] ?? m),
+      ),
+    );
   }
   if (runner === 'local') {
     if (ssmFlags.length > 0) problems.push(`--${ssmFlags[0]}: only with --gc ssm`);

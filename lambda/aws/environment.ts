@@ -1,0 +1,199 @@
+import { z } from 'zod';
+import { registryOrigin } from '../config.js';
+import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
+import { HostParameterError, hostEnvironment } from '../host/script.js';
+import type { HostParams } from '../ports.js';
+
+/**
+ * The function's environment variables: the contract between the CDK construct (which sets them) and the
+ * handler (which reads them once per container). Names are exported so the construct uses the same ones.
+ */
+export const ENV = {
+  registryUrl: 'REGISTRY_URL',
+  registrySecretArn: 'REGISTRY_SECRET_ARN',
+  instanceId: 'INSTANCE_ID',
+  ssmDocument: 'SSM_DOCUMENT_NAME',
+  bucket: 'OUTPUT_BUCKET',
+  container: 'REGISTRY_CONTAINER',
+  registryConfig: 'REGISTRY_CONFIG_PATH',
+  storageRoot: 'REGISTRY_STORAGE_ROOT',
+  gcMode: 'GC_MODE',
+  policy: 'POLICY_JSON',
+  emergencyPolicy: 'EMERGENCY_POLICY_JSON',
+  dryRun: 'DRY_RUN',
+  repositories: 'REPOSITORIES',
+  excludeRepositories: 'EXCLUDE_REPOSITORIES',
+  topicArn: 'TOPIC_ARN',
+  diskAlarmName: 'DISK_ALARM_NAME',
+  metricsNamespace: 'METRICS_NAMESPACE',
+  concurrency: 'CONCURRENCY',
+  gcWaitSeconds: 'GC_WAIT_SECONDS',
+} as const;
+
+export interface FunctionConfig {
+  readonly registryUrl: string;
+  readonly registrySecretArn?: string;
+  readonly instanceId: string;
+  readonly ssmDocument?: string;
+  /** Full SSM command output (`ssm/`) and run history (`runs/`). */
+  readonly bucket?: string;
+  readonly host: HostParams;
+  readonly policy: Policy;
+  /** A stricter policy for runs the disk alarm starts; the normal policy when unset. */
+  readonly emergencyPolicy?: Policy;
+  /** The policy as JSON, so an event can override single fields of its defaults. */
+  readonly policyDocument: unknown;
+  readonly dryRun: boolean;
+  readonly repositories: readonly string[];
+  readonly excludeRepositories: readonly string[];
+  readonly topicArn?: string;
+  readonly diskAlarmName?: string;
+  readonly metricsNamespace: string;
+  readonly concurrency: number;
+  /** How long one invocation waits for garbage collection before leaving it to the status-change event. */
+  readonly gcWaitSeconds: number;
+}
+
+export class ConfigurationError extends Error {
+  override readonly name = 'ConfigurationError';
+  constructor(readonly problems: readonly string[]) {
+    super(`the function is misconfigured:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+  }
+}
+
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+const ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$/;
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const DOCUMENT = /^[a-zA-Z0-9_.:/-]{3,128}$/;
+
+function json(text: string | undefined, name: string, problems: string[]): unknown {
+  if (text === undefined || text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    problems.push(`${name}: not valid JSON (${(error as Error).message})`);
+    return undefined;
+  }
+}
+
+const globList = z.array(z.string().min(1).max(256)).max(100);
+
+/** Reads and checks every variable at once; a ConfigurationError lists each problem with the variable's name. */
+export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
+  const problems: string[] = [];
+  const get = (name: string) => {
+    const value = env[name];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const check = (name: string, pattern: RegExp, example: string): string | undefined => {
+    const value = get(name);
+    if (value !== undefined && !pattern.test(value)) {
+      problems.push(`${name}: expected ${example}, got ${JSON.stringify(value.slice(0, 80))}`);
+      return undefined;
+    }
+    return value;
+  };
+
+  const registryText = get(ENV.registryUrl);
+  const registryUrl = registryText === undefined ? undefined : registryOrigin(registryText);
+  if (registryText === undefined)
+    problems.push(`${ENV.registryUrl}: required, e.g. https://registry.internal:5000`);
+  else if (registryUrl === undefined) {
+    problems.push(
+      `${ENV.registryUrl}: expected an http:// or https:// address with no path, got ${JSON.stringify(registryText)}`,
+    );
+  }
+  const instanceId = check(ENV.instanceId, INSTANCE_ID, 'an EC2 instance id such as i-0123456789abcdef0');
+  if (get(ENV.instanceId) === undefined)
+    problems.push(`${ENV.instanceId}: required, the registry host's instance id`);
+  const registrySecretArn = check(ENV.registrySecretArn, ARN, 'a Secrets Manager secret ARN');
+  const ssmDocument = check(ENV.ssmDocument, DOCUMENT, 'an SSM document name');
+  const bucket = check(ENV.bucket, BUCKET, 'an S3 bucket name');
+  const topicArn = check(ENV.topicArn, ARN, 'an SNS topic ARN');
+  const diskAlarmName = get(ENV.diskAlarmName);
+
+  const gcMode = get(ENV.gcMode);
+  if (gcMode !== undefined && gcMode !== 'online' && gcMode !== 'stopped') {
+    problems.push(`${ENV.gcMode}: expected online or stopped, got ${JSON.stringify(gcMode)}`);
+  }
+  const host: HostParams = {
+    ...(get(ENV.container) ? { container: get(ENV.container) } : {}),
+    ...(get(ENV.registryConfig) ? { registryConfig: get(ENV.registryConfig) } : {}),
+    ...(get(ENV.storageRoot) ? { storageRoot: get(ENV.storageRoot) } : {}),
+    ...(gcMode === 'online' || gcMode === 'stopped' ? { gcMode } : {}),
+  };
+  try {
+    hostEnvironment('collect', host);
+  } catch (error) {
+    if (error instanceof HostParameterError) problems.push(...error.problems);
+    else throw error;
+  }
+
+  const policyDocument = json(get(ENV.policy), ENV.policy, problems);
+  const emergencyDocument = json(get(ENV.emergencyPolicy), ENV.emergencyPolicy, problems);
+  let policy: Policy | undefined;
+  let emergencyPolicy: Policy | undefined;
+  try {
+    policy = buildPolicy(policyDocument, {}, ENV.policy);
+  } catch (error) {
+    if (error instanceof PolicyError) problems.push(...error.problems);
+    else throw error;
+  }
+  if (emergencyDocument !== undefined) {
+    try {
+      emergencyPolicy = buildPolicy(emergencyDocument, {}, ENV.emergencyPolicy);
+    } catch (error) {
+      if (error instanceof PolicyError) problems.push(...error.problems);
+      else throw error;
+    }
+  }
+
+  const dryRunText = get(ENV.dryRun) ?? 'false';
+  if (dryRunText !== 'true' && dryRunText !== 'false') {
+    problems.push(`${ENV.dryRun}: expected true or false, got ${JSON.stringify(dryRunText)}`);
+  }
+  const globs = (name: string): string[] => {
+    const parsed = globList.safeParse(json(get(name), name, problems) ?? []);
+    if (!parsed.success) {
+      problems.push(`${name}: expected a JSON array of repository globs, e.g. ["web/*"]`);
+      return [];
+    }
+    return parsed.data;
+  };
+  const repositories = globs(ENV.repositories);
+  const excludeRepositories = globs(ENV.excludeRepositories);
+  const number = (name: string, fallback: number, min: number, max: number): number => {
+    const text = get(name);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) {
+      problems.push(`${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+      return fallback;
+    }
+    return value;
+  };
+  const concurrency = number(ENV.concurrency, 8, 1, 64);
+  const gcWaitSeconds = number(ENV.gcWaitSeconds, 600, 10, 840);
+  const metricsNamespace = get(ENV.metricsNamespace) ?? 'RegistryJanitor';
+
+  if (problems.length > 0 || !registryUrl || !instanceId || !policy) throw new ConfigurationError(problems);
+  return {
+    registryUrl,
+    instanceId,
+    host,
+    policy,
+    policyDocument: policyDocument ?? {},
+    dryRun: dryRunText === 'true',
+    repositories,
+    excludeRepositories,
+    metricsNamespace,
+    concurrency,
+    gcWaitSeconds,
+    ...(registrySecretArn ? { registrySecretArn } : {}),
+    ...(ssmDocument ? { ssmDocument } : {}),
+    ...(bucket ? { bucket } : {}),
+    ...(emergencyPolicy ? { emergencyPolicy } : {}),
+    ...(topicArn ? { topicArn } : {}),
+    ...(diskAlarmName ? { diskAlarmName } : {}),
+  };
+}
