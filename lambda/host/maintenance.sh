@@ -3,7 +3,7 @@
 #   inventory: every manifest revision and tag of the registry's storage, with push times.
 #   collect:   garbage collection without --delete-untagged, then a restart that empties the registry's
 #              in-memory blob cache.
-# Inputs are the RJ_* environment variables only (lambda/host/CONTRACT.md); each is validated before any
+# Inputs are the RJ_* environment variables only (lambda/host/README.md); each is validated before any
 # use. The last line on stdout is a one-line JSON summary; the collector's own output goes to a log file.
 set -eu
 umask 077
