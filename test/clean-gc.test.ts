@@ -9,20 +9,7 @@ import { type DockerStandIn, installDockerStandIn } from './support/docker-stand
 import { headManifest, pushImage, randomGzipBlob } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
-import {
-  blobDataPath,
-  blobSizes,
-  freedBytes,
-  setRevisionPushTime,
-  setTagPushTime,
-} from './support/storage.js';
-
-const DAY = 86_400_000;
-
-async function backdate(reg: TestRegistry, repository: string, digest: string, days: number, tag?: string) {
-  await setRevisionPushTime(reg, repository, digest, new Date(Date.now() - days * DAY));
-  if (tag) await setTagPushTime(reg, repository, tag, new Date(Date.now() - days * DAY));
-}
+import { backdate, blobDataPath, blobSizes, freedBytes } from './support/storage.js';
 
 describe('clean --gc local: delete, collect on the host, verify, report', () => {
   let reg: TestRegistry;
@@ -49,8 +36,21 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     '--upload-wait',
     '0',
   ];
-  const clean = (args: string[]) =>
-    runCli(['clean', '--registry', reg.url, ...args, '--yes', '--json'], { env: docker.env });
+  const clean = (args: string[], output: 'json' | 'text' = 'json') =>
+    runCli(
+      [
+        'clean',
+        '--registry',
+        reg.url,
+        ...args,
+        ...hostArgs(),
+        '--yes',
+        ...(output === 'json' ? ['--json'] : []),
+      ],
+      {
+        env: docker.env,
+      },
+    );
 
   it('reclaims exactly the estimated bytes, keeps a multi-arch image whole, and says so', async () => {
     // Prepare: a multi-arch image that stays, an older one that goes, a re-pushed tag
@@ -72,7 +72,7 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     const policy = ['--storage-root', reg.root, '--keep-last', '1', '--untagged-grace', '1h'];
 
     // Act
-    const result = await clean([...policy, ...hostArgs()]);
+    const result = await clean(policy);
 
     // Assess
     expect(result.code).toBe(0);
@@ -103,20 +103,7 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     await backdate(reg, 'app', stale.digest, 10, 'old');
     await pushImage(reg, 'app', 'new', {});
 
-    const result = await runCli(
-      [
-        'clean',
-        '--registry',
-        reg.url,
-        '--storage-root',
-        reg.root,
-        '--keep-last',
-        '1',
-        '--yes',
-        ...hostArgs(),
-      ],
-      { env: docker.env },
-    );
+    const result = await clean(['--storage-root', reg.root, '--keep-last', '1'], 'text');
 
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^Deleted 1 manifest, skipped 0, failed 0$/m);
@@ -137,7 +124,7 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     const x = await pushImage(reg, 'app', 'x', { layers: [layer], created });
     await backdate(reg, 'app', x.digest, 10, 'x');
     await pushImage(reg, 'app', 'current', {});
-    const cleaned = await clean(['--storage-root', reg.root, '--keep-last', '1', ...hostArgs()]);
+    const cleaned = await clean(['--storage-root', reg.root, '--keep-last', '1']);
     expect(cleaned.code).toBe(0);
     expect(await headManifest(reg, 'app', 'x')).toBeUndefined();
 
@@ -158,20 +145,7 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     await rm(blobDataPath(reg, kept.layers[0]?.digest ?? ''));
 
     // Act
-    const result = await runCli(
-      [
-        'clean',
-        '--registry',
-        reg.url,
-        '--storage-root',
-        reg.root,
-        '--keep-last',
-        '1',
-        '--yes',
-        ...hostArgs(),
-      ],
-      { env: docker.env },
-    );
+    const result = await clean(['--storage-root', reg.root, '--keep-last', '1'], 'text');
 
     // Assess
     expect(result.code).toBe(1);

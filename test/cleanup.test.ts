@@ -16,15 +16,10 @@ import {
 } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
-import { blobSizes, freedBytes, setRevisionPushTime, setTagPushTime } from './support/storage.js';
+import { backdate, blobSizes, freedBytes } from './support/storage.js';
 
 const DAY = 86_400_000;
 const ago = (days: number) => new Date(Date.now() - days * DAY);
-
-async function backdate(reg: TestRegistry, repository: string, digest: string, days: number, tag?: string) {
-  await setRevisionPushTime(reg, repository, digest, ago(days));
-  if (tag) await setTagPushTime(reg, repository, tag, ago(days));
-}
 
 const tagsOf = (plan: Plan, repository: string, decision: 'keep' | 'delete') =>
   plan.repositories

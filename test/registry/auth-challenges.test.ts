@@ -6,7 +6,7 @@ import {
   json,
   type StandIn,
   type StandInHandler,
-  selfSignedCertificate,
+  selfSignedLoopbackCertificate,
   startStandIn,
   type TlsMaterial,
 } from './stand-in.js';
@@ -215,7 +215,7 @@ describe('TLS', () => {
   let tls: TlsMaterial;
 
   beforeAll(async () => {
-    tls = await selfSignedCertificate();
+    tls = await selfSignedLoopbackCertificate();
   });
 
   const catalog: StandInHandler = (_req, res) => json(res, 200, { repositories: ['app'] });

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -7,11 +6,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { selfSignedCertificate, type TlsMaterial } from '../support/tls.js';
 
-const execFileAsync = promisify(execFile);
+const _execFileAsync = promisify(execFile);
 
 export interface SeenRequest {
   readonly method: string;
@@ -34,10 +32,7 @@ export interface StandIn {
   close(): Promise<void>;
 }
 
-export interface TlsMaterial {
-  readonly key: string;
-  readonly cert: string;
-}
+export type { TlsMaterial };
 
 /**
  * A tiny HTTP(S) server for the behaviour a real registry will not show on demand (throttling, resets,
@@ -78,38 +73,8 @@ export async function startStandIn(handler: StandInHandler, tls?: TlsMaterial): 
 }
 
 /** A self-signed certificate for 127.0.0.1. */
-export async function selfSignedCertificate(): Promise<TlsMaterial> {
-  const dir = await mkdtemp(join(tmpdir(), 'registry-janitor-tls-'));
-  try {
-    const keyPath = join(dir, 'key.pem');
-    const certPath = join(dir, 'cert.pem');
-    await execFileAsync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-noenc',
-        '-keyout',
-        keyPath,
-        '-out',
-        certPath,
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { timeout: 20_000 },
-    );
-    return { key: await readFile(keyPath, 'utf8'), cert: await readFile(certPath, 'utf8') };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+export function selfSignedLoopbackCertificate(): Promise<TlsMaterial> {
+  return selfSignedCertificate('127.0.0.1', 'IP:127.0.0.1');
 }
 
 export function json(

@@ -8,7 +8,7 @@ import {
   X509Certificate,
 } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { Agent, request } from 'undici';
+import { selfSignedCertificate } from './tls.js';
 
-const execFileAsync = promisify(execFile);
+const _execFileAsync = promisify(execFile);
 
 export const REGISTRY_BINARY = 'docker-registry';
 export const TEST_USERNAME = 'janitor';
@@ -325,31 +326,11 @@ async function startTokenIssuer(
   credentials: { username: string; password: string },
   tokenRequests: string[],
 ): Promise<TokenIssuer> {
-  const keyPath = join(dir, 'token.key');
+  const material = await selfSignedCertificate('registry-janitor-test-token-issuer');
   const certPath = join(dir, 'token.crt');
-  await execFileAsync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-noenc',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=registry-janitor-test-token-issuer',
-    ],
-    { timeout: 20_000 },
-  );
-  const key = createPrivateKey(await readFile(keyPath));
-  const certDer = new X509Certificate(await readFile(certPath)).raw;
+  await writeFile(certPath, material.cert);
+  const key = createPrivateKey(material.key);
+  const certDer = new X509Certificate(material.cert).raw;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');

@@ -53,6 +53,19 @@ export async function setTagPushTime(
   await utimes(tagLinkPath(reg, repository, tag), when, when);
 }
 
+/** Makes a push look `days` old: the revision's push time, and the tag's when one is given. */
+export async function backdate(
+  reg: TestRegistry,
+  repository: string,
+  digest: string,
+  days: number,
+  tag?: string,
+): Promise<void> {
+  const when = new Date(Date.now() - days * 86_400_000);
+  await setRevisionPushTime(reg, repository, digest, when);
+  if (tag) await setTagPushTime(reg, repository, tag, when);
+}
+
 async function entries(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
