@@ -8,6 +8,7 @@ import { type Plan, plan } from '../lambda/domain/plan.js';
 import { buildPolicy } from '../lambda/domain/policy.js';
 import { createLimit } from '../lambda/limit.js';
 import { formatBytes, table } from '../lambda/report/format.js';
+import { index as indexOf } from '../test/domain/builders.js';
 import { encodeJson, MediaTypes, randomGzipBlob, sha256Digest } from '../test/support/blobs.js';
 import { putManifest, uploadBlob } from '../test/support/images.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
@@ -107,20 +108,7 @@ function syntheticRepository(r: number, now: number): Repository {
   for (let j = 0; j < 10; j++) {
     const pushedAgo = (10 - j) * 9 * DAY;
     const children = ['amd64', 'arm64'].map((arch) => image(`multi:${j}:${arch}`, pushedAgo));
-    const index: Manifest = {
-      digest: digestOf(`index:${r}:${j}`),
-      mediaType: MediaTypes.ociIndex,
-      size: 700,
-      kind: 'index',
-      layers: [],
-      children: children.map((child, position) => ({
-        digest: child.digest,
-        size: child.size,
-        mediaType: child.mediaType,
-        platform: position === 0 ? 'linux/amd64' : 'linux/arm64',
-      })),
-      pushedAt: at(pushedAgo),
-    };
+    const index = indexOf(`${r}:${j}`, children, { pushedAt: at(pushedAgo) });
     manifests.push(index);
     tags.push({ name: `multi-${j}`, digest: index.digest, pushedAt: at(pushedAgo) });
   }
