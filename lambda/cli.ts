@@ -24,6 +24,8 @@ export interface CliIo {
   readonly stderr: { write(text: string): unknown; readonly isTTY?: boolean };
   readonly stdin: NodeJS.ReadableStream & { readonly isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
+  /** AWS clients for `--gc ssm`; built from the environment when absent. */
+  readonly aws?: { readonly ssm?: SSMClient; readonly s3?: S3Client; sleep?(ms: number): Promise<void> };
 }
 
 export const EXIT = { done: 0, failed: 1, usage: 2 } as const;
@@ -87,23 +89,19 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function hostRunner(
-  config: CliConfig,
-  env: NodeJS.ProcessEnv,
-  deadline: AbortSignal,
-): HostRunner | undefined {
+function hostRunner(config: CliConfig, io: CliIo, deadline: AbortSignal): HostRunner | undefined {
   const host = config.host;
   if (!host) return undefined;
-  const deadlineMs = config.timeoutMs;
-  if (host.runner === 'local') return new LocalRunner({ env, signal: deadline });
+  if (host.runner === 'local') return new LocalRunner({ env: io.env, signal: deadline });
   const clientConfig = host.region !== undefined ? { region: host.region } : {};
   return new SsmRunner({
-    ssm: new SSMClient(clientConfig),
+    ssm: io.aws?.ssm ?? new SSMClient(clientConfig),
     instanceId: host.instanceId,
-    deadlineMs,
+    deadlineMs: config.timeoutMs,
+    ...(io.aws?.sleep ? { sleep: io.aws.sleep } : {}),
     ...(host.document !== undefined ? { documentName: host.document } : {}),
     ...(host.outputBucket !== undefined
-      ? { outputBucket: host.outputBucket, s3: new S3Client(clientConfig) }
+      ? { outputBucket: host.outputBucket, s3: io.aws?.s3 ?? new S3Client(clientConfig) }
       : {}),
   });
 }
@@ -126,7 +124,7 @@ function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): Cleanu
   const progress = io.stderr.isTTY
     ? { update: (text: string) => io.stderr.write(`\r\x1b[K${text}`) }
     : undefined;
-  const host = hostRunner(config, io.env, deadline);
+  const host = hostRunner(config, io, deadline);
   const params = config.host?.params ?? {};
   let storage: StorageLister | undefined;
   if (config.storageRoot !== undefined) storage = new FilesystemStorage(config.storageRoot);

@@ -9,6 +9,7 @@ import { type DockerStandIn, installDockerStandIn } from './support/docker-stand
 import { headManifest, pushImage, randomGzipBlob } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
+import { createSsmFake, type SsmFake } from './support/ssm-fake.js';
 import { backdate, blobDataPath, blobSizes, freedBytes } from './support/storage.js';
 
 describe('clean --gc local: delete, collect on the host, verify, report', () => {
@@ -191,5 +192,75 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
         .sort();
     expect(decisions(fromHost)).toEqual(decisions(fromRoot));
     expect(fromHost.totals.manifestsDeleted).toBe(3);
+  });
+});
+
+describe('clean --gc ssm: the same cycle through SSM Run Command', () => {
+  const INSTANCE = 'i-0123456789abcdef0';
+  let reg: TestRegistry;
+  let docker: DockerStandIn;
+  let ssm: SsmFake;
+  let scratch: string;
+  afterEach(async () => {
+    await ssm?.close();
+    await docker?.close();
+    await reg?.stop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('sends the host script to the instance, reads its summary, and reports the bytes it freed', async () => {
+    // Prepare: the fake agent runs what it is sent, with the docker stand-in on its PATH
+    reg = await startRegistry();
+    docker = await installDockerStandIn(reg);
+    scratch = await mkdtemp(join(tmpdir(), 'janitor-ssm-'));
+    ssm = await createSsmFake({ instanceId: INSTANCE, env: docker.env });
+    const stale = await pushImage(reg, 'app', 'old', { layerSizes: [5000] });
+    await backdate(reg, 'app', stale.digest, 10, 'old');
+    await pushImage(reg, 'app', 'new', {});
+    const before = await blobSizes(reg);
+
+    // Act
+    const result = await runCli(
+      [
+        'clean',
+        '--registry',
+        reg.url,
+        '--keep-last',
+        '1',
+        '--yes',
+        '--json',
+        '--gc',
+        'ssm',
+        '--instance-id',
+        INSTANCE,
+        '--ssm-output-bucket',
+        'janitor-output',
+        '--storage-from-host',
+        '--lock-file',
+        join(scratch, 'lock'),
+        '--log-dir',
+        join(scratch, 'logs'),
+      ],
+      { aws: { ssm: ssm.ssm, s3: ssm.s3, sleep: (ms) => ssm.sleep(ms) } },
+    );
+
+    // Assess
+    expect(result.code).toBe(0);
+    const { plan, report } = JSON.parse(result.stdout) as { plan: Plan; report: RunReport };
+    expect(plan.reclaim.exact).toBe(true);
+    expect(report.reclaimed.measuredBytes).toBe(freedBytes(before, await blobSizes(reg)));
+    expect(report.reclaimed.measuredBytes).toBe(plan.reclaim.bytes);
+    expect(report.verification.broken).toEqual([]);
+    const sent = ssm.commands().map((c) => c.input);
+    expect(sent.map((input) => [input.DocumentName, input.InstanceIds])).toEqual([
+      ['AWS-RunShellScript', [INSTANCE]],
+      ['AWS-RunShellScript', [INSTANCE]],
+    ]);
+    expect(sent[1]?.Parameters?.commands?.slice(0, 3)).toEqual([
+      "export RJ_ACTION='collect'",
+      expect.stringMatching(/^export RJ_\w+='[^']*'$/),
+      expect.stringMatching(/^export RJ_\w+='[^']*'$/),
+    ]);
+    expect(await headManifest(reg, 'app', 'old')).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { run } from '../lambda/cli.js';
+import { type CliIo, run } from '../lambda/cli.js';
 import type { Plan } from '../lambda/domain/plan.js';
 
 export interface CliResult {
@@ -11,7 +11,7 @@ export interface CliResult {
 /** Runs the command line in-process with captured output; stdin is a pipe unless `tty` says otherwise. */
 export async function runCli(
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string; tty?: boolean } = {},
+  opts: { env?: NodeJS.ProcessEnv; input?: string; tty?: boolean; aws?: CliIo['aws'] } = {},
 ): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
@@ -23,6 +23,7 @@ export async function runCli(
     stdin,
     // An empty DOCKER_CONFIG folder keeps the user's own Docker logins out of tests.
     env: { DOCKER_CONFIG: '/nonexistent-docker-config', ...opts.env },
+    ...(opts.aws ? { aws: opts.aws } : {}),
   });
   return { code, stdout, stderr };
 }
