@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -384,6 +384,24 @@ describe('authentication', () => {
       expect(await skopeoPull(reg, 'private/app', 'new')).toEqual({ ok: true });
     });
   }
+
+  it("uses the Docker CLI's saved login for the registry's host", async () => {
+    reg = await startRegistry({ auth: 'basic' });
+    await pushImage(reg, 'private/app', 'x', {});
+    const dockerConfig = await mkdtemp(join(tmpdir(), 'docker-config-'));
+    const auth = Buffer.from(`${reg.credentials?.username}:${reg.credentials?.password}`).toString('base64');
+    await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth } } }));
+
+    const plan = parsePlan(
+      await runCli(['plan', '--registry', reg.url, '--keep-last', '1', '--json'], {
+        env: { DOCKER_CONFIG: dockerConfig },
+      }),
+    );
+
+    expect(plan.repositories.map((r) => [r.name, r.tags.map((t) => t.tag)])).toEqual([
+      ['private/app', ['x']],
+    ]);
+  });
 
   it('fails with a clear message, not a stack trace, on a wrong password', async () => {
     reg = await startRegistry({ auth: 'basic' });
