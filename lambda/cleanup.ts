@@ -5,7 +5,7 @@ import type { Policy } from './domain/policy.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Clock, HostParams, HostRun, HostRunner, Progress, Registry, StorageLister } from './ports.js';
 import { scan } from './scan.js';
-import { type Verification, verifyTags } from './verify.js';
+import { type TagToVerify, type Verification, verifyTags } from './verify.js';
 
 export interface CleanupPorts {
   readonly registry: Registry;
@@ -192,12 +192,20 @@ export interface RunReport {
     readonly measuredBytes?: number;
   };
   readonly verification: Verification;
+  /** Set when collection was still running and verification was left to whoever picks the command up. */
+  readonly verificationDeferred?: true;
 }
 
 export interface CleanupRequest {
   readonly concurrency: number;
   /** Host script parameters; undefined skips garbage collection. */
   readonly garbageCollection?: HostParams;
+  /**
+   * When collection is still running at the runner's deadline, skip verification and do not count the running
+   * collection as a problem: the caller verifies once the command ends (before the registry restarts, its
+   * answers prove nothing, and a stopped registry answers nothing at all).
+   */
+  readonly deferVerificationWhileCollecting?: boolean;
 }
 
 const numberField = (run: HostRun, field: string): number | undefined => {
@@ -228,15 +236,15 @@ export async function runCleanup(
     garbageCollection = { ran: true, ...(await ports.host.run('collect', request.garbageCollection)) };
   }
 
-  ports.progress?.update('verifying kept images');
-  const kept = planned.repositories
-    .filter((repository) => repository.error === undefined)
-    .flatMap((repository) =>
-      repository.tags
-        .filter((t) => t.decision === 'keep')
-        .map((t) => ({ repository: repository.name, tag: t.tag })),
-    );
-  const verification = await verifyTags(ports.registry, kept, request.concurrency);
+  const deferred =
+    request.deferVerificationWhileCollecting === true &&
+    garbageCollection.ran &&
+    garbageCollection.state === 'running';
+  let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [] };
+  if (!deferred) {
+    ports.progress?.update('verifying kept images');
+    verification = await verifyTags(ports.registry, keptTags(planned), request.concurrency);
+  }
 
   const problems: string[] = [];
   for (const broken of verification.broken) {
@@ -247,7 +255,7 @@ export async function runCleanup(
   const failedRepositories = planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
   if (failedRepositories.length > 0)
     problems.push(`${failedRepositories.length} repositories could not be scanned`);
-  if (garbageCollection.ran) problems.push(...collectionProblems(garbageCollection));
+  if (garbageCollection.ran && !deferred) problems.push(...collectionProblems(garbageCollection));
 
   const finished = ports.clock.now();
   const measured = garbageCollection.ran ? numberField(garbageCollection, 'bytesFreed') : undefined;
@@ -269,9 +277,50 @@ export async function runCleanup(
       ...(measured !== undefined ? { measuredBytes: measured } : {}),
     },
     verification,
+    ...(deferred ? { verificationDeferred: true as const } : {}),
   };
 }
 
+/** The tags the plan keeps in every repository it could scan: what verification checks. */
+export function keptTags(planned: Plan): TagToVerify[] {
+  return planned.repositories
+    .filter((repository) => repository.error === undefined)
+    .flatMap((repository) =>
+      repository.tags
+        .filter((t) => t.decision === 'keep')
+        .map((t) => ({ repository: repository.name, tag: t.tag })),
+    );
+}
+
+export interface CollectionCheck {
+  readonly verification: Verification;
+  /** Broken kept images first, then what went wrong with the collection. */
+  readonly problems: readonly string[];
+  readonly measuredBytes?: number;
+}
+
+/**
+ * For a collection an earlier run left running, once its command has ended: verifies the given tags and
+ * reports the collection's problems and the bytes it freed, as runCleanup would have.
+ */
+export async function checkCollection(
+  registry: Registry,
+  run: HostRun,
+  tags: readonly TagToVerify[],
+  concurrency: number,
+): Promise<CollectionCheck> {
+  const verification = await verifyTags(registry, tags, concurrency);
+  const problems = [
+    ...verification.broken.map(
+      (broken) => `BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`,
+    ),
+    ...collectionProblems(run),
+  ];
+  const measuredBytes = numberField(run, 'bytesFreed');
+  return { verification, problems, ...(measuredBytes !== undefined ? { measuredBytes } : {}) };
+}
+
+/** What is wrong with a collection: still running, failed, or without a summary. */
 function collectionProblems(run: HostRun): string[] {
   if (run.state === 'running') {
     return [`garbage collection still running on the host (command ${run.commandId ?? 'unknown'})`];
@@ -279,6 +328,8 @@ function collectionProblems(run: HostRun): string[] {
   const status = run.summary?.status;
   if (status === 'done' || status === 'skipped') return [];
   const reason =
-    run.summary?.reason ?? (run.summary ? 'see the host log' : 'the host script printed no summary');
+    run.summary?.reason ??
+    run.reason ??
+    (run.summary ? 'see the host log' : 'the host script printed no summary');
   return [`garbage collection failed (exit ${run.exitCode ?? 'unknown'}): ${reason}`];
 }

@@ -18,6 +18,8 @@ export const ENV = {
   registryConfig: 'REGISTRY_CONFIG_PATH',
   storageRoot: 'REGISTRY_STORAGE_ROOT',
   gcMode: 'GC_MODE',
+  hostLockFile: 'HOST_LOCK_FILE',
+  hostLogDir: 'HOST_LOG_DIR',
   policy: 'POLICY_JSON',
   emergencyPolicy: 'EMERGENCY_POLICY_JSON',
   dryRun: 'DRY_RUN',
@@ -121,6 +123,8 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
     ...(get(ENV.registryConfig) ? { registryConfig: get(ENV.registryConfig) } : {}),
     ...(get(ENV.storageRoot) ? { storageRoot: get(ENV.storageRoot) } : {}),
     ...(gcMode === 'online' || gcMode === 'stopped' ? { gcMode } : {}),
+    ...(get(ENV.hostLockFile) ? { lockFile: get(ENV.hostLockFile) } : {}),
+    ...(get(ENV.hostLogDir) ? { logDir: get(ENV.hostLogDir) } : {}),
   };
   try {
     hostEnvironment('collect', host);
@@ -133,11 +137,15 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   const emergencyDocument = json(get(ENV.emergencyPolicy), ENV.emergencyPolicy, problems);
   let policy: Policy | undefined;
   let emergencyPolicy: Policy | undefined;
-  try {
-    policy = buildPolicy(policyDocument, {}, ENV.policy);
-  } catch (error) {
-    if (error instanceof PolicyError) problems.push(...error.problems);
-    else throw error;
+  if (get(ENV.policy) === undefined) {
+    problems.push(`${ENV.policy}: required, the retention policy, e.g. {"defaults":{"keepLast":10}}`);
+  } else if (policyDocument !== undefined) {
+    try {
+      policy = buildPolicy(policyDocument, {}, ENV.policy);
+    } catch (error) {
+      if (error instanceof PolicyError) problems.push(...error.problems);
+      else throw error;
+    }
   }
   if (emergencyDocument !== undefined) {
     try {

@@ -15,6 +15,9 @@ action=
 action_json=null
 tmp=
 summary_printed=false
+# Docker's Go templates are built from this, so the text never holds a double brace: SSM reads those as
+# document parameter references.
+brace='{'
 
 elapsed() {
   echo $(($(date -u +%s) - started))
@@ -397,7 +400,7 @@ run_collect() {
   exec 9>>"$lock_file"
   flock -n 9 || finish skipped 'another collection is running'
 
-  running=$(docker inspect --format '{{.State.Running}}' "$container" 2>/dev/null) ||
+  running=$(docker inspect --format "{$brace.State.Running}}" "$container" 2>/dev/null) ||
     finish failed 'could not inspect the registry container'
   [ "$running" = true ] || finish failed 'the registry container is not running'
   detect_version || finish failed 'could not read the registry version from its binary'
@@ -431,7 +434,7 @@ run_collect() {
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$gc_mode" "$version" "$config" >>"$log_file"
 
   if [ "$gc_mode" = stopped ]; then
-    image=$(docker inspect --format '{{.Image}}' "$container" 2>/dev/null) ||
+    image=$(docker inspect --format "{$brace.Image}}" "$container" 2>/dev/null) ||
       finish failed 'could not read the registry container image'
     case $image in
     sha256:*) ;;
@@ -441,7 +444,7 @@ run_collect() {
     '' | *[!a-f0-9]*) finish failed 'could not read the registry container image' ;;
     esac
     # The one-off collector sees the registry's configuration only with the same REGISTRY_* overrides.
-    docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$container" 2>/dev/null |
+    docker inspect --format "{${brace}range .Config.Env}}{${brace}println .}}{${brace}end}}" "$container" 2>/dev/null |
       grep -E '^REGISTRY_[A-Z0-9_]+=' >"$tmp/gc.env" || :
     if ! docker stop "$container" >>"$log_file" 2>&1; then
       docker start "$container" >/dev/null 2>&1 || :

@@ -26,7 +26,28 @@ export interface HostParameter {
   readonly default?: string;
 }
 
-const PATH = /^(?!.*\.\.)\/[A-Za-z0-9._/-]{1,255}$/;
+/**
+ * A pattern whose length limit is checked beside the regular expression, which can then do without lookaheads:
+ * SSM's allowedPattern takes `source` as it is, and `maxLength` becomes the document parameter's maxChars.
+ */
+class LengthLimitedPattern extends RegExp {
+  static override get [Symbol.species]() {
+    return RegExp;
+  }
+
+  constructor(
+    source: string,
+    readonly maxLength: number,
+  ) {
+    super(source);
+  }
+
+  override exec(text: string): RegExpExecArray | null {
+    return text.length > this.maxLength ? null : super.exec(text);
+  }
+}
+
+const PATH = new LengthLimitedPattern('^/(([A-Za-z0-9_/-]|\\.[A-Za-z0-9_/-])+\\.?|\\.)$', 256);
 const PATH_DESCRIPTION =
   "an absolute path of 2 to 256 characters from A-Z a-z 0-9 '.' '_' '/' '-', without '..'";
 const COUNT = /^(0|[1-9][0-9]{0,4})$/;

@@ -1,0 +1,254 @@
+import { z } from 'zod';
+import { printable } from '../domain/names.js';
+
+/** The input the stack's EventBridge Scheduler schedule delivers. */
+export const SCHEDULE_INPUT = { trigger: 'schedule' } as const;
+export const ALARM_EVENT = { source: 'aws.cloudwatch', detailType: 'CloudWatch Alarm State Change' } as const;
+export const COMMAND_EVENT = {
+  source: 'aws.ssm',
+  detailType: 'EC2 Command Status-change Notification',
+} as const;
+
+export const ALARM_STATES = ['ALARM', 'OK', 'INSUFFICIENT_DATA'] as const;
+export type AlarmState = (typeof ALARM_STATES)[number];
+
+/** SSM command ids are UUIDs; nothing else reaches SSM or a report. */
+export const COMMAND_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const DURATION = /^(?:0|\d+(?:\.\d+)?[smhdw])$/;
+
+/** Overrides an on-demand run may give; policy fields replace those of the configured policy's defaults. */
+export interface Overrides {
+  readonly dryRun?: boolean;
+  readonly gc?: boolean;
+  readonly repositories?: readonly string[];
+  readonly excludeRepositories?: readonly string[];
+  readonly keepLast?: number;
+  readonly keepDays?: number;
+  readonly keepTags?: readonly string[];
+  readonly untaggedGrace?: string;
+}
+
+export type FunctionEvent =
+  | { readonly kind: 'schedule' }
+  | { readonly kind: 'manual'; readonly overrides: Overrides }
+  | {
+      readonly kind: 'alarm';
+      readonly alarmName: string;
+      readonly state: AlarmState;
+      readonly reason?: string;
+    }
+  | {
+      readonly kind: 'command-status';
+      readonly commandId: string;
+      readonly status: string;
+      readonly documentName?: string;
+      /** The host script action, when the event carries the custom document's parameters. */
+      readonly action?: string;
+    };
+
+const ACCEPTED_EVENTS = [
+  `${JSON.stringify(SCHEDULE_INPUT)}`,
+  'an object of overrides such as {"dryRun":true} or {"keepLast":5,"repositories":["web/*"]}',
+  `an EventBridge "${ALARM_EVENT.detailType}" event (source ${ALARM_EVENT.source})`,
+  `an EventBridge "${COMMAND_EVENT.detailType}" event (source ${COMMAND_EVENT.source})`,
+];
+
+/** The event is not one the function accepts; the message names the field and the accepted forms. */
+export class EventError extends Error {
+  override readonly name = 'EventError';
+  readonly code = 'RJ_EVENT';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid event: ${problems.join('; ')}. Accepted events: ${ACCEPTED_EVENTS.join('; ')}.`);
+  }
+}
+
+const regex = z.string().superRefine((value, ctx) => {
+  try {
+    new RegExp(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression (${(error as Error).message})` });
+  }
+});
+const globs = z.array(z.string().min(1).max(256)).max(100);
+
+const OVERRIDE_FIELDS = {
+  dryRun: { schema: z.boolean(), accepts: 'true or false' },
+  gc: { schema: z.boolean(), accepts: 'true or false (false skips garbage collection)' },
+  repositories: { schema: globs, accepts: 'an array of up to 100 repository globs, e.g. ["web/*"]' },
+  excludeRepositories: { schema: globs, accepts: 'an array of up to 100 repository globs, e.g. ["base/**"]' },
+  keepLast: { schema: z.number().int().min(0), accepts: 'a whole number ≥ 0, e.g. 5' },
+  keepDays: { schema: z.number().min(0), accepts: 'a number of days ≥ 0, e.g. 10' },
+  keepTags: { schema: z.array(regex), accepts: 'an array of regular expressions, e.g. ["^v1"]' },
+  untaggedGrace: { schema: z.string().regex(DURATION), accepts: 'a duration such as 0, 90m, 2h or 7d' },
+} as const;
+
+const overridesSchema = z.strictObject(
+  Object.fromEntries(
+    Object.entries(OVERRIDE_FIELDS).map(([name, field]) => [name, field.schema.optional()]),
+  ) as { [K in keyof typeof OVERRIDE_FIELDS]: z.ZodOptional<(typeof OVERRIDE_FIELDS)[K]['schema']> },
+);
+
+const scheduleSchema = z.strictObject({ trigger: z.literal('schedule') });
+
+const alarmSchema = z.object({
+  detail: z.object({
+    alarmName: z.string().min(1).max(255),
+    state: z.object({ value: z.enum(ALARM_STATES), reason: z.string().optional() }),
+  }),
+});
+
+const commandSchema = z.object({
+  detail: z.object({
+    'command-id': z.string().regex(COMMAND_ID),
+    status: z.string().min(1).max(64),
+    'document-name': z.string().max(256).optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+
+const ALARM_ACCEPTS: Record<string, string> = {
+  detail: 'an object with alarmName and state',
+  'detail.alarmName': 'the alarm name, a non-empty string',
+  'detail.state': 'an object with value',
+  'detail.state.value': ALARM_STATES.join(', '),
+  'detail.state.reason': 'a string',
+};
+
+const COMMAND_ACCEPTS: Record<string, string> = {
+  detail: 'an object with command-id and status',
+  'detail.command-id': 'an SSM command id such as 0b5f2c1e-1111-2222-3333-444455556666',
+  'detail.status': 'the command status, e.g. Success',
+  'detail.document-name': 'the SSM document name',
+  'detail.parameters': 'an object of the command parameters',
+};
+
+function pathText(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (text, key) =>
+      typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key),
+    '',
+  );
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function got(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value) ?? printable(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function issuesToProblems(
+  issues: readonly z.core.$ZodIssue[],
+  input: unknown,
+  accepts: (path: readonly PropertyKey[]) => string | undefined,
+  unknownField: (key: string) => string,
+): string[] {
+  return issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') return issue.keys.map(unknownField);
+    const path = pathText(issue.path);
+    if (issue.code === 'custom') return [`${path}: ${issue.message}`];
+    const expected = accepts(issue.path) ?? issue.message;
+    return [`${path}: expected ${expected}, got ${got(valueAt(input, issue.path))}`];
+  });
+}
+
+function parseOverrides(input: Record<string, unknown>): Overrides {
+  const parsed = overridesSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const names = Object.keys(OVERRIDE_FIELDS);
+  throw new EventError(
+    issuesToProblems(
+      parsed.error.issues,
+      input,
+      (path) => OVERRIDE_FIELDS[path[0] as keyof typeof OVERRIDE_FIELDS]?.accepts,
+      (key) => `unknown field ${JSON.stringify(key)}: an on-demand run accepts ${names.join(', ')}`,
+    ),
+  );
+}
+
+function parseSchedule(input: Record<string, unknown>): FunctionEvent {
+  const parsed = scheduleSchema.safeParse(input);
+  if (parsed.success) return { kind: 'schedule' };
+  throw new EventError(
+    issuesToProblems(
+      parsed.error.issues,
+      input,
+      () => '"schedule"',
+      (key) =>
+        `unknown field ${JSON.stringify(key)}: a scheduled event is exactly ${JSON.stringify(SCHEDULE_INPUT)}; give overrides without "trigger"`,
+    ),
+  );
+}
+
+function parseEventBridge(input: Record<string, unknown>): FunctionEvent {
+  const source = input.source;
+  const detailType = input['detail-type'];
+  if (source === ALARM_EVENT.source && detailType === ALARM_EVENT.detailType) {
+    const parsed = alarmSchema.safeParse(input);
+    if (!parsed.success) {
+      throw new EventError(
+        issuesToProblems(
+          parsed.error.issues,
+          input,
+          (path) => ALARM_ACCEPTS[path.join('.')],
+          (key) => `unknown field ${key}`,
+        ),
+      );
+    }
+    const { alarmName, state } = parsed.data.detail;
+    return {
+      kind: 'alarm',
+      alarmName,
+      state: state.value,
+      ...(state.reason !== undefined ? { reason: state.reason.slice(0, 500) } : {}),
+    };
+  }
+  if (source === COMMAND_EVENT.source && detailType === COMMAND_EVENT.detailType) {
+    const parsed = commandSchema.safeParse(input);
+    if (!parsed.success) {
+      throw new EventError(
+        issuesToProblems(
+          parsed.error.issues,
+          input,
+          (path) => COMMAND_ACCEPTS[path.join('.')],
+          (key) => `unknown field ${key}`,
+        ),
+      );
+    }
+    const detail = parsed.data.detail;
+    const action = detail.parameters?.action;
+    const firstAction = Array.isArray(action) && typeof action[0] === 'string' ? action[0] : undefined;
+    return {
+      kind: 'command-status',
+      commandId: detail['command-id'],
+      status: detail.status,
+      ...(detail['document-name'] !== undefined ? { documentName: detail['document-name'] } : {}),
+      ...(firstAction !== undefined ? { action: firstAction } : {}),
+    };
+  }
+  throw new EventError([
+    `source and detail-type: ${got(source)} ${got(detailType)} is not an event this function handles; it accepts ${ALARM_EVENT.source} "${ALARM_EVENT.detailType}" and ${COMMAND_EVENT.source} "${COMMAND_EVENT.detailType}"`,
+  ]);
+}
+
+/**
+ * Validates the invocation's event and says which of the four kinds it is. Anything else throws an EventError
+ * naming the field, what it accepts and what it got.
+ */
+export function parseEvent(event: unknown): FunctionEvent {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw new EventError([`the event must be a JSON object, got ${got(event)}`]);
+  }
+  const input = event as Record<string, unknown>;
+  if ('source' in input || 'detail-type' in input) return parseEventBridge(input);
+  if ('trigger' in input) return parseSchedule(input);
+  return { kind: 'manual', overrides: parseOverrides(input) };
+}

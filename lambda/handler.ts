@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { ConfigurationError, ENV, type FunctionConfig, readFunctionConfig } from './aws/environment.js';
+import { parseEvent } from './aws/events.js';
+import { S3History } from './aws/history.js';
+import { type RunnerTuning, SsmHostCommands } from './aws/host-commands.js';
+import { EmfMetrics } from './aws/metrics.js';
+import { SnsNotifier } from './aws/notify.js';
+import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
+import { printable } from './domain/names.js';
+import { HostStorage } from './host/inventory.js';
+import type { HostAction, Registry } from './ports.js';
+import { createRegistryClient, type RegistryClient } from './registry/client.js';
+import {
+  configurationFailure,
+  type FunctionOutputs,
+  type FunctionReport,
+  publishReport,
+  runFunction,
+} from './run.js';
+
+/** What the handler uses of the Lambda context. */
+export interface InvocationContext {
+  readonly awsRequestId?: string;
+  getRemainingTimeInMillis?(): number;
+}
+
+export interface HandlerDeps {
+  /** @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly ssm?: SSMClient;
+  readonly s3?: S3Client;
+  readonly sns?: SNSClient;
+  readonly secretsManager?: SecretsManagerClient;
+  /** Receives the metrics line of each run. @default process.stdout, bypassing the runtime's log prefix */
+  readonly writeLine?: (line: string) => void;
+  /** @default console.warn */
+  readonly warn?: (message: string) => void;
+  readonly now?: () => Date;
+  /** Time kept back from the function's remaining time for verification and reporting. @default SAFETY_MARGIN_MS */
+  readonly safetyMarginMs?: number;
+  readonly secretTtlMs?: number;
+  /** How the SSM runner polls and tells time. */
+  readonly ssmTuning?: RunnerTuning;
+}
+
+export type Handler = (event: unknown, context?: InvocationContext) => Promise<FunctionReport>;
+
+export const SAFETY_MARGIN_MS = 60_000;
+/** The remaining time assumed without a Lambda context: the longest a function may run. */
+const LAMBDA_MAX_MS = 15 * 60_000;
+const ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$/;
+
+interface Ready {
+  readonly config: FunctionConfig;
+  readonly registry: () => Promise<Registry>;
+  readonly history?: S3History;
+  readonly outputs: FunctionOutputs;
+}
+
+interface Misconfigured {
+  readonly error: ConfigurationError;
+  readonly outputs: FunctionOutputs;
+}
+
+/**
+ * The Lambda handler over the given clients and environment. The configuration is read on the first invocation
+ * and kept for the container's life, as are the clients and the registry client (rebuilt when the secret
+ * changes). An event the function does not accept throws an EventError; everything else ends in a report.
+ */
+export function createHandler(deps: HandlerDeps = {}): Handler {
+  const env = deps.env ?? process.env;
+  const now = deps.now ?? (() => new Date());
+  const warn = deps.warn ?? ((message: string) => console.warn(message));
+  const writeLine = deps.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
+  let ssm = deps.ssm;
+  let s3 = deps.s3;
+  let sns = deps.sns;
+  let secretsManager = deps.secretsManager;
+  const clients = {
+    ssm: () => (ssm ??= new SSMClient({})),
+    s3: () => (s3 ??= new S3Client({})),
+    sns: () => (sns ??= new SNSClient({})),
+    secretsManager: () => (secretsManager ??= new SecretsManagerClient({})),
+  };
+  let container: Ready | Misconfigured | undefined;
+
+  const outputsFor = (namespace: string, topicArn: string | undefined, bucket?: string): FunctionOutputs => ({
+    metrics: new EmfMetrics({ namespace, writeLine }),
+    ...(topicArn !== undefined ? { notifier: new SnsNotifier({ sns: clients.sns(), topicArn }) } : {}),
+    ...(bucket !== undefined ? { archive: new S3History({ s3: clients.s3(), bucket }) } : {}),
+  });
+
+  const prepare = (): Ready | Misconfigured => {
+    let config: FunctionConfig;
+    try {
+      config = readFunctionConfig(env);
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error;
+      const topic = env[ENV.topicArn];
+      return {
+        error,
+        outputs: outputsFor(
+          env[ENV.metricsNamespace] || 'RegistryJanitor',
+          topic !== undefined && ARN.test(topic) ? topic : undefined,
+        ),
+      };
+    }
+    const credentials: CredentialSource | undefined =
+      config.registrySecretArn !== undefined
+        ? new SecretCredentials({
+            client: clients.secretsManager(),
+            secretId: config.registrySecretArn,
+            ...(deps.secretTtlMs !== undefined ? { ttlMs: deps.secretTtlMs } : {}),
+          })
+        : undefined;
+    let client: { key: string; registry: RegistryClient } | undefined;
+    const registry = async (): Promise<Registry> => {
+      const found = credentials ? await credentials.credentials() : undefined;
+      const key = found ? JSON.stringify(found) : '';
+      if (client?.key !== key) {
+        client?.registry.close().catch(() => undefined);
+        client = {
+          key,
+          registry: createRegistryClient({
+            url: config.registryUrl,
+            concurrency: config.concurrency,
+            userAgent: 'registry-janitor',
+            ...(found ? { credentials: found } : {}),
+            onInvalidName: (kind, value) => warn(`skipped invalid ${kind} name ${printable(value)}`),
+          }),
+        };
+      }
+      return client.registry;
+    };
+    const outputs = outputsFor(config.metricsNamespace, config.topicArn, config.bucket);
+    return {
+      config,
+      registry,
+      outputs,
+      ...(outputs.archive instanceof S3History ? { history: outputs.archive } : {}),
+    };
+  };
+
+  return async (event, context) => {
+    const parsed = parseEvent(event);
+    const requestId = context?.awsRequestId ?? randomUUID();
+    const startedAt = now();
+    container ??= prepare();
+    if ('error' in container) {
+      const report = configurationFailure({
+        requestId,
+        event: parsed,
+        problems: container.error.problems,
+        ...(env[ENV.registryUrl] ? { registry: env[ENV.registryUrl] } : {}),
+        startedAt,
+        finishedAt: now(),
+      });
+      return publishReport(container.outputs, report);
+    }
+
+    const { config } = container;
+    const marginMs = deps.safetyMarginMs ?? SAFETY_MARGIN_MS;
+    const budgetMs = (action: HostAction): number => {
+      const left = (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS) - marginMs;
+      return Math.max(0, action === 'collect' ? Math.min(config.gcWaitSeconds * 1000, left) : left);
+    };
+    const host = new SsmHostCommands({
+      ssm: clients.ssm(),
+      instanceId: config.instanceId,
+      budgetMs,
+      ...(config.ssmDocument !== undefined ? { documentName: config.ssmDocument } : {}),
+      ...(config.bucket !== undefined ? { outputBucket: config.bucket, s3: clients.s3() } : {}),
+      ...(deps.ssmTuning ? { tuning: deps.ssmTuning } : {}),
+    });
+    const report = await runFunction(
+      {
+        registry: container.registry,
+        host,
+        storage: new HostStorage(host, config.host, { onInvalid: warn }),
+        clock: { now },
+        ...(container.history ? { pending: container.history } : {}),
+      },
+      { config, event: parsed, requestId },
+    );
+    return publishReport(container.outputs, report);
+  };
+}
+
+export const handler: Handler = createHandler();

@@ -1,0 +1,61 @@
+import type { App } from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, it } from 'vitest';
+import { synthStack } from './stacks.js';
+
+/** Every unacknowledged AwsSolutions finding, as `rule at construct path`. */
+function findings(app: App): string[] {
+  const report = new AwsSolutionsChecks().validateScope(app);
+  return report.violations.flatMap((violation) =>
+    violation.violatingResources.map(
+      (resource) => `${violation.ruleName} at ${resource.resourceLogicalId || resource.templatePath}`,
+    ),
+  );
+}
+
+describe('cdk-nag AwsSolutions', () => {
+  it('finds nothing unacknowledged in the stack as cdk.json configures it', () => {
+    const { app } = synthStack();
+
+    expect(findings(app)).toEqual([]);
+  });
+
+  it('finds nothing unacknowledged with a secret by name, a VPC, an instance role and an email address', () => {
+    const { app } = synthStack({
+      registrySecret: 'registry/login',
+      vpcId: 'vpc-0123',
+      subnetIds: ['subnet-0aaa', 'subnet-0bbb'],
+      instanceRoleArn: 'arn:aws:iam::123456789012:role/registry-host',
+      notificationEmail: 'ops@example.com',
+    });
+
+    expect(findings(app)).toEqual([]);
+  });
+
+  it('finds nothing unacknowledged with a secret by complete ARN and a security group', () => {
+    const { app } = synthStack({
+      registrySecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry/login-AbCdEf',
+      vpcId: 'vpc-0123',
+      subnetIds: 'subnet-0aaa',
+      securityGroupId: 'sg-0123',
+    });
+
+    expect(findings(app)).toEqual([]);
+  });
+
+  it('finds nothing unacknowledged with a secret by partial ARN', () => {
+    const { app } = synthStack({
+      registrySecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry/login',
+    });
+
+    expect(findings(app)).toEqual([]);
+  });
+
+  it('does report what nobody acknowledged', () => {
+    const { app, stack } = synthStack();
+    new sqs.Queue(stack, 'Unencrypted', { encryption: sqs.QueueEncryption.UNENCRYPTED });
+
+    expect(findings(app).join('\n')).toMatch(/AwsSolutions-SQS\d/);
+  });
+});
