@@ -489,6 +489,8 @@ export class RegistryJanitor extends Construct {
         detail: {
           'document-name': [this.document.ref],
           status: TERMINAL_COMMAND_STATUSES,
+          // Only collections: an inventory ends inside the invocation that sent it.
+          parameters: { action: ['collect'] },
         },
       },
       targets: [invoke()],

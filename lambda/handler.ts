@@ -56,7 +56,7 @@ const ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$/;
 
 interface Ready {
   readonly config: FunctionConfig;
-  readonly registry: () => Promise<Registry>;
+  readonly registry: (deadline: AbortSignal) => Promise<Registry>;
   readonly history?: S3History;
   readonly outputs: FunctionOutputs;
 }
@@ -117,17 +117,20 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
             ...(deps.secretTtlMs !== undefined ? { ttlMs: deps.secretTtlMs } : {}),
           })
         : undefined;
-    let client: { key: string; registry: RegistryClient } | undefined;
-    const registry = async (): Promise<Registry> => {
+    let client: { key: string; deadline: AbortSignal; registry: RegistryClient } | undefined;
+    // One client per invocation: its deadline is the invocation's, so a slow registry still leaves time to report.
+    const registry = async (deadline: AbortSignal): Promise<Registry> => {
       const found = credentials ? await credentials.credentials() : undefined;
       const key = found ? JSON.stringify(found) : '';
-      if (client?.key !== key) {
+      if (client?.key !== key || client.deadline !== deadline) {
         client?.registry.close().catch(() => undefined);
         client = {
           key,
+          deadline,
           registry: createRegistryClient({
             url: config.registryUrl,
             concurrency: config.concurrency,
+            deadline,
             userAgent: 'registry-janitor',
             ...(found ? { credentials: found } : {}),
             onInvalidName: (kind, value) => warn(`skipped invalid ${kind} name ${printable(value)}`),
@@ -176,9 +179,12 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
       ...(config.bucket !== undefined ? { outputBucket: config.bucket, s3: clients.s3() } : {}),
       ...(deps.ssmTuning ? { tuning: deps.ssmTuning } : {}),
     });
+    const remainingMs = (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS) - marginMs;
+    const deadline = AbortSignal.timeout(Math.max(1000, remainingMs));
+    const { registry } = container;
     const report = await runFunction(
       {
-        registry: container.registry,
+        registry: () => registry(deadline),
         host,
         storage: new HostStorage(host, config.host, { onInvalid: warn }),
         clock: { now },

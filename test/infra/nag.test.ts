@@ -24,8 +24,8 @@ describe('cdk-nag AwsSolutions', () => {
   it('finds nothing unacknowledged with a secret by name, a VPC, an instance role and an email address', () => {
     const { app } = synthStack({
       registrySecret: 'registry/login',
-      vpcId: 'vpc-0123',
-      subnetIds: ['subnet-0aaa', 'subnet-0bbb'],
+      vpcId: 'vpc-0123456789abcdef0',
+      subnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
       instanceRoleArn: 'arn:aws:iam::123456789012:role/registry-host',
       notificationEmail: 'ops@example.com',
     });
@@ -36,9 +36,9 @@ describe('cdk-nag AwsSolutions', () => {
   it('finds nothing unacknowledged with a secret by complete ARN and a security group', () => {
     const { app } = synthStack({
       registrySecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry/login-AbCdEf',
-      vpcId: 'vpc-0123',
-      subnetIds: 'subnet-0aaa',
-      securityGroupId: 'sg-0123',
+      vpcId: 'vpc-0123456789abcdef0',
+      subnetIds: 'subnet-0aaaaaaaaaaaaaaaa',
+      securityGroupId: 'sg-0123456789abcdef0',
     });
 
     expect(findings(app)).toEqual([]);

@@ -188,7 +188,10 @@ describe('the function', () => {
     });
 
     template.hasResourceProperties('AWS::Lambda::Function', {
-      VpcConfig: { SubnetIds: ['subnet-0aaa', 'subnet-0bbb'], SecurityGroupIds: Match.anyValue() },
+      VpcConfig: {
+        SubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
+        SecurityGroupIds: Match.anyValue(),
+      },
     });
     template.hasResourceProperties('AWS::IAM::Role', {
       ManagedPolicyArns: Match.arrayWith([
@@ -209,9 +212,9 @@ describe('the function', () => {
 
 function importedVpc(scope: Stack): ec2.IVpc {
   return ec2.Vpc.fromVpcAttributes(scope, 'Vpc', {
-    vpcId: 'vpc-0123',
+    vpcId: 'vpc-0123456789abcdef0',
     availabilityZones: ['eu-west-1a', 'eu-west-1b'],
-    privateSubnetIds: ['subnet-0aaa', 'subnet-0bbb'],
+    privateSubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
   });
 }
 
@@ -544,6 +547,7 @@ describe('the command status rule', () => {
         detail: {
           'document-name': [{ Ref: logicalId(stack, janitor.document) }],
           status: ['Success', 'Failed', 'TimedOut', 'Cancelled'],
+          parameters: { action: ['collect'] },
         },
       },
       Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(stack, janitor.function), 'Arn'] } })],

@@ -45,9 +45,9 @@ describe('the stack from context', () => {
       diskThresholdPercent: '70',
       dryRun: 'true',
       policy: '{"defaults":{"keepLast":3}}',
-      vpcId: 'vpc-0123',
-      subnetIds: 'subnet-0aaa, subnet-0bbb',
-      securityGroupId: 'sg-0123',
+      vpcId: 'vpc-0123456789abcdef0',
+      subnetIds: 'subnet-0aaaaaaaaaaaaaaaa, subnet-0bbbbbbbbbbbbbbbb',
+      securityGroupId: 'sg-0123456789abcdef0',
       timeZone: 'Europe/Berlin',
       notificationEmail: 'ops@example.com',
       logRetentionDays: '30',
@@ -58,7 +58,10 @@ describe('the stack from context', () => {
       Environment: {
         Variables: Match.objectLike({ [ENV.dryRun]: 'true', [ENV.policy]: '{"defaults":{"keepLast":3}}' }),
       },
-      VpcConfig: { SubnetIds: ['subnet-0aaa', 'subnet-0bbb'], SecurityGroupIds: ['sg-0123'] },
+      VpcConfig: {
+        SubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
+        SecurityGroupIds: ['sg-0123456789abcdef0'],
+      },
     });
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpressionTimezone: 'Europe/Berlin',
@@ -128,7 +131,7 @@ describe('the stack from context', () => {
         diskThresholdPercent: 'high',
         dryRun: 'yes',
         gcMode: 'offline',
-        vpcId: 'vpc-0123',
+        vpcId: 'vpc-0123456789abcdef0',
         policy: '{not json',
         logRetentionDays: 42,
         instanceRoleArn: 'registry-host',
