@@ -2,6 +2,7 @@ import type { Inventory } from './domain/inventory.js';
 import type { Digest } from './domain/names.js';
 import { type DeletionUnit, type Plan, plan } from './domain/plan.js';
 import type { Policy } from './domain/policy.js';
+import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Clock, HostParams, HostRun, HostRunner, Progress, Registry, StorageLister } from './ports.js';
 import { scan } from './scan.js';
@@ -70,7 +71,6 @@ export interface DeletionReport {
   readonly stoppedBy?: { readonly code: string; readonly message: string };
 }
 
-const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const errorCode = (error: unknown) =>
   typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
 
@@ -105,7 +105,7 @@ export async function applyPlan(
           failed.push({
             repository: repository.name,
             digest: unit.root,
-            error: `tags could not be re-read: ${errorText(error)}`,
+            error: `tags could not be re-read: ${errorMessage(error)}`,
           });
         }
         return;
@@ -128,8 +128,9 @@ export async function applyPlan(
               deleted.push({ repository: repository.name, digest: step.digest, outcome });
             } catch (error) {
               const code = errorCode(error);
-              if (code && STOPPING_CODES.has(code)) stoppedBy ??= { code, message: errorText(error) };
-              else failed.push({ repository: repository.name, digest: step.digest, error: errorText(error) });
+              if (code && STOPPING_CODES.has(code)) stoppedBy ??= { code, message: errorMessage(error) };
+              else
+                failed.push({ repository: repository.name, digest: step.digest, error: errorMessage(error) });
               return;
             }
           }

@@ -8,6 +8,7 @@ import { printable } from './domain/names.js';
 import type { Plan } from './domain/plan.js';
 import { parseSavedPlan } from './domain/saved-plan.js';
 import { repositoryFilter } from './domain/selection.js';
+import { errorMessage } from './error-message.js';
 import { HostStorage } from './host/inventory.js';
 import { LocalRunner } from './host/local-runner.js';
 import { SsmRunner } from './host/ssm-runner.js';
@@ -80,8 +81,6 @@ Run
 Exit codes: 0 done, 1 failed (a kept image broken, a delete or GC failed, a repository unreadable),
 2 bad usage or input.
 `;
-
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -163,13 +162,13 @@ async function loadPlan(config: CliConfig, ports: CleanupPorts): Promise<Plan> {
   try {
     json = JSON.parse(await readFile(config.planFile, 'utf8'));
   } catch (error) {
-    throw new UsageError([`--plan: ${config.planFile} cannot be read as JSON (${message(error)})`]);
+    throw new UsageError([`--plan: ${config.planFile} cannot be read as JSON (${errorMessage(error)})`]);
   }
   let saved: Plan;
   try {
     saved = parseSavedPlan(json, `--plan: ${config.planFile}`);
   } catch (error) {
-    throw new UsageError([message(error)]);
+    throw new UsageError([errorMessage(error)]);
   }
   if (saved.registry !== config.registryUrl) {
     throw new UsageError([
@@ -270,14 +269,14 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   } catch (error) {
     if (error instanceof UsageError) return usageFailure(io, error);
     if (error instanceof StorageRootError) return usageFailure(io, new UsageError([error.message]));
-    io.stderr.write(`error: ${message(error)}\n`);
+    io.stderr.write(`error: ${errorMessage(error)}\n`);
     return EXIT.failed;
   }
 }
 
 function usageFailure(io: CliIo, error: unknown): number {
   if (!(error instanceof UsageError)) {
-    io.stderr.write(`error: ${message(error)}\n`);
+    io.stderr.write(`error: ${errorMessage(error)}\n`);
     return EXIT.failed;
   }
   for (const problem of error.problems) io.stderr.write(`error: ${problem}\n`);

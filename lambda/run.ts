@@ -17,7 +17,7 @@ import type { Reclaim } from './domain/reclaim.js';
 import { repositoryFilter } from './domain/selection.js';
 import { createLimit } from './limit.js';
 import type { Clock, HostAction, HostParams, HostRun, HostRunner, Registry, StorageLister } from './ports.js';
-import { formatBytes } from './report/format.js';
+import { formatBytes, plural } from './report/format.js';
 import { currentTags, type TagToVerify, type Verification } from './verify.js';
 
 /** The host script on the registry host: run an action, or pick up a command an earlier invocation left running. */
@@ -145,8 +145,6 @@ function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   return errorCode(error)?.startsWith('RJ_') ? error.message : `${error.name}: ${error.message}`;
 }
-
-const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
 
 /**
  * The function's use case: from a validated event to a report. Scheduled and on-demand runs and the disk alarm

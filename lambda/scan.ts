@@ -2,6 +2,7 @@ import type { Inventory, Manifest, Repository, Tag } from './domain/inventory.js
 import { IMAGE_CONFIG_TYPES, parseConfigCreated, parseManifest } from './domain/manifest.js';
 import type { Digest } from './domain/names.js';
 import { repositoryFilter } from './domain/selection.js';
+import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Progress, Registry, StorageLister, StoredRepository } from './ports.js';
 
@@ -18,8 +19,6 @@ export interface ScanOptions {
 }
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
-
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Builds the inventory: every selected repository's tags and manifests through the API, the untagged
@@ -130,7 +129,7 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
       revisionsVisible: context.storageVisible,
     };
   } catch (error) {
-    return { name, tags, manifests: [], revisionsVisible: false, error: message(error) };
+    return { name, tags, manifests: [], revisionsVisible: false, error: errorMessage(error) };
   }
 }
 

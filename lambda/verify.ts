@@ -1,5 +1,6 @@
 import { parseManifest } from './domain/manifest.js';
 import type { Digest } from './domain/names.js';
+import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Registry } from './ports.js';
 
@@ -22,7 +23,6 @@ export interface Verification {
 }
 
 const MAX_DEPTH = 4;
-const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Checks that every given tag still resolves completely: its manifest, every child of an index, and the config
@@ -48,7 +48,7 @@ export async function verifyTags(
             : found !== size
               ? `blob ${digest} has ${found} bytes, the manifest says ${size}`
               : undefined,
-        (error) => `blob ${digest} could not be checked: ${errorText(error)}`,
+        (error) => `blob ${digest} could not be checked: ${errorMessage(error)}`,
       );
       blobs.set(key, check);
     }
@@ -77,7 +77,7 @@ export async function verifyTags(
           }),
         ]);
         return problems.find((p) => p !== undefined);
-      })().catch((error) => `manifest ${reference} could not be read: ${errorText(error)}`);
+      })().catch((error) => `manifest ${reference} could not be read: ${errorMessage(error)}`);
       manifests.set(key, check);
     }
     return check;

@@ -16,7 +16,8 @@ export function formatBytes(bytes: number): string {
 }
 
 const shortDigest = (digest: string) => digest.slice(7, 19);
-const plural = (count: number, word: string, many = `${word}s`) => `${count} ${count === 1 ? word : many}`;
+export const plural = (count: number, word: string, many = `${word}s`): string =>
+  `${count} ${count === 1 ? word : many}`;
 /** Cosign and OCI fallback tags carry a whole digest; show its head. */
 const shortTag = (tag: string) => tag.replace(/^sha256-([a-f0-9]{12})[a-f0-9]{52}/, 'sha256-$1…');
 const verb = (decision: 'keep' | 'delete') => (decision === 'keep' ? 'kept' : 'deleted');
