@@ -234,7 +234,16 @@ export async function runCleanup(
   else if (removed === 0) garbageCollection = { ran: false, reason: 'nothing was deleted' };
   else {
     ports.progress?.update('collecting garbage on the registry host');
-    garbageCollection = { ran: true, ...(await ports.host.run('collect', request.garbageCollection)) };
+    const run = await ports.host.run('collect', request.garbageCollection);
+    // What a report needs of the run; runners may carry more (a stderr tail, SSM's own status).
+    garbageCollection = {
+      ran: true,
+      state: run.state,
+      ...(run.exitCode !== undefined ? { exitCode: run.exitCode } : {}),
+      ...(run.summary ? { summary: run.summary } : {}),
+      ...(run.commandId !== undefined ? { commandId: run.commandId } : {}),
+      ...(run.reason !== undefined ? { reason: run.reason } : {}),
+    };
   }
 
   const deferred =
@@ -247,10 +256,7 @@ export async function runCleanup(
     verification = await verifyTags(ports.registry, keptTags(planned), request.concurrency);
   }
 
-  const problems: string[] = [];
-  for (const broken of verification.broken) {
-    problems.push(`BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`);
-  }
+  const problems = brokenImageProblems(verification);
   if (deletions.stoppedBy) problems.push(deletions.stoppedBy.message);
   if (deletions.failed.length > 0) problems.push(`${deletions.failed.length} deletions failed`);
   const failedRepositories = planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
@@ -311,14 +317,15 @@ export async function checkCollection(
   concurrency: number,
 ): Promise<CollectionCheck> {
   const verification = await verifyTags(registry, tags, concurrency);
-  const problems = [
-    ...verification.broken.map(
-      (broken) => `BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`,
-    ),
-    ...collectionProblems(run),
-  ];
+  const problems = [...brokenImageProblems(verification), ...collectionProblems(run)];
   const measuredBytes = numberField(run, 'bytesFreed');
   return { verification, problems, ...(measuredBytes !== undefined ? { measuredBytes } : {}) };
+}
+
+function brokenImageProblems(verification: Verification): string[] {
+  return verification.broken.map(
+    (broken) => `BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`,
+  );
 }
 
 /** What is wrong with a collection: still running, failed, or without a summary. */
