@@ -234,7 +234,11 @@ export async function runCleanup(
   else if (removed === 0) garbageCollection = { ran: false, reason: 'nothing was deleted' };
   else {
     ports.progress?.update('collecting garbage on the registry host');
-    const run = await ports.host.run('collect', request.garbageCollection);
+    // A runner that cannot even start the script (SSM refused, bash missing) fails the collection, not the
+    // report: the deletions already made must still be told.
+    const run: HostRun = await ports.host
+      .run('collect', request.garbageCollection)
+      .catch((error: unknown) => ({ state: 'finished', reason: errorMessage(error) }));
     // What a report needs of the run; runners may carry more (a stderr tail, SSM's own status).
     garbageCollection = {
       ran: true,

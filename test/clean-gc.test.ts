@@ -1,6 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunReport } from '../lambda/cleanup.js';
 import type { Plan } from '../lambda/domain/plan.js';
@@ -262,5 +264,61 @@ describe('clean --gc ssm: the same cycle through SSM Run Command', () => {
       expect.stringMatching(/^export RJ_\w+='[^']*'$/),
     ]);
     expect(await headManifest(reg, 'app', 'old')).toBeUndefined();
+  });
+});
+
+describe('clean --gc ssm when SSM refuses the command', () => {
+  it('still reports the deletions it made, and fails with the reason', async () => {
+    // Prepare: SSM answers AccessDenied to SendCommand
+    const reg = await startRegistry();
+    try {
+      const stale = await pushImage(reg, 'app', 'old', {});
+      await backdate(reg, 'app', stale.digest, 10, 'old');
+      await pushImage(reg, 'app', 'new', {});
+      const ssm = new SSMClient({
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      });
+      mockClient(ssm)
+        .on(SendCommandCommand)
+        .rejects(
+          Object.assign(new Error('User is not authorized to perform: ssm:SendCommand'), {
+            name: 'AccessDeniedException',
+          }),
+        );
+
+      // Act
+      const result = await runCli(
+        [
+          'clean',
+          '--registry',
+          reg.url,
+          '--storage-root',
+          reg.root,
+          '--keep-last',
+          '1',
+          '--yes',
+          '--json',
+          '--gc',
+          'ssm',
+          '--instance-id',
+          'i-0123456789abcdef0',
+        ],
+        { aws: { ssm } },
+      );
+
+      // Assess
+      expect(result.code).toBe(1);
+      const { report } = JSON.parse(result.stdout) as { report: RunReport };
+      expect(report.deletions.deleted).toEqual([
+        { repository: 'app', digest: stale.digest, outcome: 'deleted' },
+      ]);
+      expect(report.problems).toEqual([
+        expect.stringMatching(/^garbage collection failed \(exit unknown\): .*ssm:SendCommand/),
+      ]);
+      expect(await headManifest(reg, 'app', 'old')).toBeUndefined();
+    } finally {
+      await reg.stop();
+    }
   });
 });
