@@ -12,7 +12,7 @@ import { headManifest, pushImage, randomGzipBlob } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
 import { createSsmFake, type SsmFake } from './support/ssm-fake.js';
-import { backdate, blobDataPath, blobSizes, freedBytes } from './support/storage.js';
+import { backdate, blobDataPath, blobSizes, freedBytes, pushStaleAndCurrent } from './support/storage.js';
 
 describe('clean --gc local: delete, collect on the host, verify, report', () => {
   let reg: TestRegistry;
@@ -102,9 +102,7 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
 
   it('prints the report for a person: deletions, collection, bytes measured next to the estimate, verification', async () => {
     await setUp();
-    const stale = await pushImage(reg, 'app', 'old', { layerSizes: [8192] });
-    await backdate(reg, 'app', stale.digest, 10, 'old');
-    await pushImage(reg, 'app', 'new', {});
+    await pushStaleAndCurrent(reg, 'app', { staleLayerSizes: [8192] });
 
     const result = await clean(['--storage-root', reg.root, '--keep-last', '1'], 'text');
 
@@ -142,9 +140,7 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
   it('fails, and says so first, when a kept image is broken', async () => {
     // Prepare: a kept image lost a layer on disk (corruption the cleanup must not hide)
     await setUp();
-    const stale = await pushImage(reg, 'app', 'old', {});
-    await backdate(reg, 'app', stale.digest, 10, 'old');
-    const kept = await pushImage(reg, 'app', 'new', { layerSizes: [3000] });
+    const { current: kept } = await pushStaleAndCurrent(reg, 'app', { currentLayerSizes: [3000] });
     await rm(blobDataPath(reg, kept.layers[0]?.digest ?? ''));
 
     // Act
@@ -216,9 +212,7 @@ describe('clean --gc ssm: the same cycle through SSM Run Command', () => {
     docker = await installDockerStandIn(reg);
     scratch = await mkdtemp(join(tmpdir(), 'janitor-ssm-'));
     ssm = await createSsmFake({ instanceId: INSTANCE, env: docker.env });
-    const stale = await pushImage(reg, 'app', 'old', { layerSizes: [5000] });
-    await backdate(reg, 'app', stale.digest, 10, 'old');
-    await pushImage(reg, 'app', 'new', {});
+    await pushStaleAndCurrent(reg, 'app', { staleLayerSizes: [5000] });
     const before = await blobSizes(reg);
 
     // Act
@@ -272,9 +266,7 @@ describe('clean --gc ssm when SSM refuses the command', () => {
     // Prepare: SSM answers AccessDenied to SendCommand
     const reg = await startRegistry();
     try {
-      const stale = await pushImage(reg, 'app', 'old', {});
-      await backdate(reg, 'app', stale.digest, 10, 'old');
-      await pushImage(reg, 'app', 'new', {});
+      const { stale } = await pushStaleAndCurrent(reg, 'app');
       const ssm = new SSMClient({
         region: 'eu-west-1',
         credentials: { accessKeyId: 'x', secretAccessKey: 'x' },

@@ -16,7 +16,7 @@ import {
 } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
-import { backdate, blobSizes, freedBytes } from './support/storage.js';
+import { backdate, blobSizes, freedBytes, pushStaleAndCurrent } from './support/storage.js';
 
 const DAY = 86_400_000;
 const ago = (days: number) => new Date(Date.now() - days * DAY);
@@ -365,9 +365,7 @@ describe('authentication', () => {
   for (const auth of ['basic', 'token'] as const) {
     it(`cleans a registry behind ${auth} auth with credentials from the environment`, async () => {
       reg = await startRegistry({ auth });
-      const stale = await pushImage(reg, 'private/app', 'old', {});
-      await backdate(reg, 'private/app', stale.digest, 9, 'old');
-      await pushImage(reg, 'private/app', 'new', {});
+      await pushStaleAndCurrent(reg, 'private/app');
       const env = {
         REGISTRY_USERNAME: reg.credentials?.username,
         REGISTRY_PASSWORD: reg.credentials?.password,
@@ -428,9 +426,7 @@ describe('confirmation on a terminal', () => {
 
   it('deletes only after the person answers yes', async () => {
     reg = await startRegistry();
-    const stale = await pushImage(reg, 'app', 'old', {});
-    await backdate(reg, 'app', stale.digest, 9, 'old');
-    await pushImage(reg, 'app', 'new', {});
+    const { stale } = await pushStaleAndCurrent(reg, 'app');
     const args = ['clean', '--registry', reg.url, '--storage-root', reg.root, '--keep-last', '1'];
 
     const declined = await runCli(args, { tty: true, input: 'n\n' });

@@ -1,6 +1,6 @@
 import { readdir, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { registryRequest } from './images.js';
+import { type PushedImage, pushImage, registryRequest } from './images.js';
 import type { TestRegistry } from './registry.js';
 
 export function storageRoot(reg: TestRegistry): string {
@@ -118,4 +118,19 @@ export async function startUpload(reg: TestRegistry, repository: string): Promis
 /** Upload ids in progress for a repository, as found under `_uploads/`. */
 export async function uploadsInProgress(reg: TestRegistry, repository: string): Promise<string[]> {
   return entries(join(storageRoot(reg), 'repositories', repository, '_uploads'));
+}
+
+/**
+ * The smallest push history with something stale: `old`, pushed ten days ago, and `new`, pushed now; under
+ * `--keep-last 1`, old goes.
+ */
+export async function pushStaleAndCurrent(
+  reg: TestRegistry,
+  repository: string,
+  opts: { staleLayerSizes?: number[]; currentLayerSizes?: number[] } = {},
+): Promise<{ stale: PushedImage; current: PushedImage }> {
+  const stale = await pushImage(reg, repository, 'old', { layerSizes: opts.staleLayerSizes ?? [1024] });
+  await backdate(reg, repository, stale.digest, 10, 'old');
+  const current = await pushImage(reg, repository, 'new', { layerSizes: opts.currentLayerSizes ?? [1024] });
+  return { stale, current };
 }
