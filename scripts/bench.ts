@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -6,10 +9,13 @@ import type { Inventory, Manifest, Repository, Tag } from '../lambda/domain/inve
 import type { Digest } from '../lambda/domain/names.js';
 import { type Plan, plan } from '../lambda/domain/plan.js';
 import { buildPolicy } from '../lambda/domain/policy.js';
+import { parseInventory } from '../lambda/host/inventory.js';
+import { LocalRunner } from '../lambda/host/local-runner.js';
 import { createLimit } from '../lambda/limit.js';
 import { formatBytes, table } from '../lambda/report/format.js';
 import { index as indexOf } from '../test/domain/builders.js';
 import { encodeJson, MediaTypes, randomGzipBlob, sha256Digest } from '../test/support/blobs.js';
+import { installDockerStandIn } from '../test/support/docker-stand-in.js';
 import { putManifest, uploadBlob } from '../test/support/images.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { stopOnInterrupt } from './interrupt.js';
@@ -22,8 +28,9 @@ const SMALL = process.env.BENCH_SCALE === 'small';
 const SCALE = {
   synthetic: { repositories: SMALL ? 100 : 1000 },
   registry: { repositories: SMALL ? 20 : 200, tags: 25, untagged: 5, concurrency: 8 },
+  inventory: { repositories: SMALL ? 100 : 1000, revisions: 100, tags: 10 },
 };
-const TARGET = { planMs: 5_000, planHeapBytes: GiB, scanMs: 60_000 };
+const TARGET = { planMs: 5_000, planHeapBytes: GiB, scanMs: 60_000, inventoryMs: 60_000 };
 const PUSH_CONCURRENCY = 16;
 
 interface Row {
@@ -293,11 +300,86 @@ async function benchScan(): Promise<void> {
   }
 }
 
+/**
+ * The host script's inventory over 100,000 revisions: the storage layout is written straight to disk (the
+ * script reads only link files and their mtimes), then `inventory` runs through the local runner with the
+ * docker stand-in, and its output is parsed as the scan would.
+ */
+async function benchInventory(): Promise<void> {
+  const { repositories, revisions, tags } = SCALE.inventory;
+  const total = repositories * revisions;
+  log(`inventory: writing ${count(total)} revision links into a storage root…`);
+  const reg = await startRegistry();
+  const undoInterrupt = stopOnInterrupt(reg);
+  const docker = await installDockerStandIn(reg);
+  const scratch = await mkdtemp(join(tmpdir(), 'registry-janitor-bench-host-'));
+  try {
+    const root = join(reg.root, 'docker', 'registry', 'v2', 'repositories');
+    const limit = createLimit(64);
+    const writes: Promise<void>[] = [];
+    for (let r = 0; r < repositories; r += 1) {
+      const manifests = join(root, `team-${r % 10}`, `service-${r}`, '_manifests');
+      for (let v = 0; v < revisions; v += 1) {
+        const hex = createHash('sha256').update(`${r}:${v}`).digest('hex');
+        writes.push(
+          limit(async () => {
+            const dir = join(manifests, 'revisions', 'sha256', hex);
+            await mkdir(dir, { recursive: true });
+            await writeFile(join(dir, 'link'), `sha256:${hex}`);
+            if (v < tags) {
+              const tagDir = join(manifests, 'tags', `v${v}`, 'current');
+              await mkdir(tagDir, { recursive: true });
+              await writeFile(join(tagDir, 'link'), `sha256:${hex}`);
+            }
+          }),
+        );
+      }
+    }
+    await Promise.all(writes);
+
+    log('inventory: running the host script…');
+    const runner = new LocalRunner({ env: docker.env });
+    const startedAt = performance.now();
+    const run = await runner.run('inventory', {
+      lockFile: join(scratch, 'lock'),
+      logDir: join(scratch, 'logs'),
+    });
+    const listed = parseInventory(run.output ?? '');
+    const elapsed = performance.now() - startedAt;
+    let seen = 0;
+    for (const repository of listed.values()) seen += repository.revisions.length;
+    if (run.summary?.status !== 'done' || seen !== total || listed.size !== repositories) {
+      throw new Error(
+        `inventory listed ${seen} revisions in ${listed.size} repositories, wrote ${total} in ${repositories}: ${run.reason ?? ''}`,
+      );
+    }
+    rows.push(
+      {
+        what: `host inventory (script + parse): ${count(repositories)} repositories, ${count(total)} revisions`,
+        measured: seconds(elapsed),
+        target: `< ${seconds(TARGET.inventoryMs)}`,
+        pass: elapsed < TARGET.inventoryMs,
+      },
+      {
+        what: '  its output, through SSM only with an output bucket',
+        measured: formatBytes(Buffer.byteLength(run.output ?? '')),
+        target: '-',
+      },
+    );
+  } finally {
+    undoInterrupt();
+    await docker.close();
+    await reg.stop();
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<number> {
   const startedAt = performance.now();
   log(`bench (${SMALL ? 'small' : 'full'} scale; BENCH_SCALE=small for a quick run)`);
   benchPlanning();
   await benchScan();
+  await benchInventory();
   const lines = table([
     ['BENCHMARK', 'MEASURED', 'TARGET', 'RESULT'],
     ...rows.map((row) => [
