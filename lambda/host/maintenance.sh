@@ -266,6 +266,7 @@ run_inventory() {
 # --- collect --------------------------------------------------------------------------------------------
 
 RESTART_WARNING='registry not restarted: until it restarts it may report collected blobs as present, and re-pushes of those layers will be silently broken'
+REDIS_WARNING='the registry caches blob descriptors in Redis, which a restart does not clear: flush that Redis database after every garbage collection, or re-pushes of collected layers will be silently broken'
 
 version=
 log_file=
@@ -281,6 +282,7 @@ bytes_freed=null
 disk_before=null
 disk_after=null
 restarted=false
+redis_cache=false
 need_restart=false
 need_start=false
 
@@ -291,10 +293,15 @@ json_string_or_null() {
 print_collect_summary() {
   reason=
   [ -z "$2" ] || reason=$(printf ',"reason":"%s"' "$2")
-  warning=
+  warnings=
   if [ "$collected" = true ] && [ "$restarted" = false ] && [ "$gc_mode" = online ]; then
-    warning=$(printf ',"warning":"%s"' "$RESTART_WARNING")
+    warnings=$RESTART_WARNING
   fi
+  if [ "$collected" = true ] && [ "$redis_cache" = true ]; then
+    warnings=${warnings:+$warnings; }$REDIS_WARNING
+  fi
+  warning=
+  [ -z "$warnings" ] || warning=$(printf ',"warning":"%s"' "$warnings")
   printf '{"registryJanitor":1,"action":"collect","status":"%s"%s,"mode":"%s","version":%s,"blobsMarked":%s,"blobsDeleted":%s,"manifestsDeleted":%s,"bytesBefore":%s,"bytesAfter":%s,"bytesFreed":%s,"diskUsedPercentBefore":%s,"diskUsedPercentAfter":%s,"restarted":%s,"gcExitCode":%s,"log":%s%s,"durationSeconds":%s}\n' \
     "$1" "$reason" "$gc_mode" "$(json_string_or_null "$version")" "$blobs_marked" "$blobs_deleted" \
     "$manifests_deleted" "$bytes_before" "$bytes_after" "$bytes_freed" "$disk_before" "$disk_after" \
@@ -409,6 +416,13 @@ run_collect() {
     3.*) config=/etc/distribution/config.yml ;;
     *) config=/etc/docker/registry/config.yml ;;
     esac
+  fi
+
+  # A Redis blob descriptor cache survives the restart that empties the in-memory one.
+  if docker inspect --format "{${brace}range .Config.Env}}{${brace}println .}}{${brace}end}}" "$container" 2>/dev/null |
+    grep -Eq '^REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=redis$' ||
+    docker exec "$container" grep -Eq '^[[:space:]]*blobdescriptor:[[:space:]]*redis' "$config" 2>/dev/null; then
+    redis_cache=true
   fi
 
   deadline=$(($(date -u +%s) + upload_wait))

@@ -46,3 +46,40 @@ describe("the registry's stale blob cache after a collection", () => {
     expect((await skopeoPull(host.reg, 'cache', 'y')).ok).toBe(false);
   });
 });
+
+describe('a registry whose blob descriptor cache is in Redis', () => {
+  let host: HostFixture | undefined;
+  afterEach(async () => {
+    await host?.close();
+    host = undefined;
+  });
+
+  it('is collected, and the summary says the Redis cache must be flushed, which a restart does not do', async () => {
+    // Prepare: the container is configured through its environment, as `docker run -e` does
+    host = await startHostFixture({
+      docker: { containerEnv: ['REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=redis'] },
+    });
+    const image = await pushImage(host.reg, 'cache', 'z', {});
+    await deleteManifest(host.reg, 'cache', image.digest);
+
+    // Act
+    const collected = await host.run({ RJ_ACTION: 'collect' });
+
+    // Assess
+    expect(collected.summary).toMatchObject({ status: 'done', restarted: true });
+    expect(collected.summary?.warning).toBe(
+      'the registry caches blob descriptors in Redis, which a restart does not clear: flush that Redis database after every garbage collection, or re-pushes of collected layers will be silently broken',
+    );
+  });
+
+  it('is not suspected when the cache is in memory', async () => {
+    host = await startHostFixture();
+    const image = await pushImage(host.reg, 'cache', 'z', {});
+    await deleteManifest(host.reg, 'cache', image.digest);
+
+    const collected = await host.run({ RJ_ACTION: 'collect' });
+
+    expect(collected.summary).toMatchObject({ status: 'done' });
+    expect(collected.summary?.warning).toBeUndefined();
+  });
+});
