@@ -612,9 +612,18 @@ function finish(draft: Draft, finished: Date): FunctionReport {
     durationSeconds: Math.round((finished.getTime() - Date.parse(startedAt)) / 100) / 10,
     figures: figuresOf,
     problems,
-    notes: nothingToDo !== undefined ? [nothingToDo, ...notes] : notes,
+    notes: [...(nothingToDo !== undefined ? [nothingToDo] : []), ...notes, ...hostWarnings(draft)],
     ...details,
   };
+}
+
+/** What the host script warned of (no restart, a Redis blob cache to flush): a person has to act on it. */
+function hostWarnings(draft: Draft): string[] {
+  const gc = draft.cleanup?.garbageCollection;
+  const summaries = [gc?.ran ? gc.summary : undefined, draft.collection?.run?.summary];
+  return summaries.flatMap((summary) =>
+    typeof summary?.warning === 'string' ? [`garbage collection: ${summary.warning}`] : [],
+  );
 }
 
 /** The report of an invocation that could not start: the configuration is wrong. */
