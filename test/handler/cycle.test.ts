@@ -256,3 +256,32 @@ describe('the disk alarm', () => {
     expect(fixture.emf()[0]).toMatchObject({ [METRICS.runSucceeded]: 0, [METRICS.runFailed]: 0 });
   });
 });
+
+describe('the host script warns of something a person must do', () => {
+  let fixture: HandlerFixture;
+  afterEach(async () => {
+    await fixture?.close();
+  });
+
+  it('puts the warning in the report and in the notification', async () => {
+    // Prepare: the registry container keeps its blob descriptor cache in Redis
+    fixture = await startHandlerFixture({
+      docker: { containerEnv: ['REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=redis'] },
+    });
+    await fixture.pushOld('web/app', 'v1', 40, [3000]);
+    await fixture.pushOld('web/app', 'v2', 30, [3001]);
+    await fixture.pushOld('web/app', 'v3', 20, [3002]);
+
+    // Act
+    const report = await fixture.handler()(sampleEvent('schedule'), lambdaContext('req-redis'));
+
+    // Assess
+    const warning = expect.stringMatching(
+      /^garbage collection: the registry caches blob descriptors in Redis/,
+    );
+    expect(report).toMatchObject({ outcome: 'succeeded', notes: expect.arrayContaining([warning]) });
+    expect(fixture.snsMock).toHaveReceivedCommandWith(PublishCommand, {
+      Message: expect.stringContaining('flush that Redis database after every garbage collection'),
+    });
+  });
+});

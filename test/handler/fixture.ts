@@ -24,7 +24,11 @@ import { PENDING_KEY } from '../../lambda/aws/history.js';
 import { createHandler, type Handler, type HandlerDeps } from '../../lambda/handler.js';
 import { documentContent } from '../../lambda/host/ssm-runner.js';
 import type { FunctionReport } from '../../lambda/run.js';
-import { type DockerStandIn, installDockerStandIn } from '../support/docker-stand-in.js';
+import {
+  type DockerStandIn,
+  type DockerStandInOptions,
+  installDockerStandIn,
+} from '../support/docker-stand-in.js';
 import { type PushedImage, pushImage } from '../support/images.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { createSsmFake, fakeDocument, type SsmFake } from '../support/ssm-fake.js';
@@ -138,11 +142,13 @@ export interface FixtureOptions {
   /** Hold garbage collection on the host until `gate.release()`. */
   readonly gate?: boolean;
   readonly env?: Record<string, string>;
+  /** How the stand-in presents the registry container. */
+  readonly docker?: DockerStandInOptions;
 }
 
 export async function startHandlerFixture(options: FixtureOptions = {}): Promise<HandlerFixture> {
   const reg = await startRegistry({ auth: 'basic' });
-  const docker = await installDockerStandIn(reg);
+  const docker = await installDockerStandIn(reg, options.docker);
   const dir = await mkdtemp(join(tmpdir(), 'janitor-handler-'));
   const gated = options.gate ? await installGate(docker, dir) : undefined;
   const fake = await createSsmFake({
