@@ -49,6 +49,7 @@ export interface HandlerDeps {
 
 export type Handler = (event: unknown, context?: InvocationContext) => Promise<FunctionReport>;
 
+const REPORT_MARGIN_MS = 10_000;
 export const SAFETY_MARGIN_MS = 60_000;
 /** The remaining time assumed without a Lambda context: the longest a function may run. */
 const LAMBDA_MAX_MS = 15 * 60_000;
@@ -179,7 +180,8 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
       ...(config.bucket !== undefined ? { outputBucket: config.bucket, s3: clients.s3() } : {}),
       ...(deps.ssmTuning ? { tuning: deps.ssmTuning } : {}),
     });
-    const remainingMs = (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS) - marginMs;
+    // Registry calls may use all but the few seconds that publishing the report needs.
+    const remainingMs = (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS) - REPORT_MARGIN_MS;
     const deadline = AbortSignal.timeout(Math.max(1000, remainingMs));
     const { registry } = container;
     const report = await runFunction(

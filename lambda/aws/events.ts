@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { printable } from '../domain/names.js';
+import { DURATION } from '../domain/policy.js';
 
 /** The input the stack's EventBridge Scheduler schedule delivers. */
 export const SCHEDULE_INPUT = { trigger: 'schedule' } as const;
@@ -14,7 +15,6 @@ export type AlarmState = (typeof ALARM_STATES)[number];
 
 /** SSM command ids are UUIDs; nothing else reaches SSM or a report. */
 export const COMMAND_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const DURATION = /^(?:0|\d+(?:\.\d+)?[smhdw])$/;
 
 /** Overrides an on-demand run may give; policy fields replace those of the configured policy's defaults. */
 export interface Overrides {
@@ -79,7 +79,10 @@ const OVERRIDE_FIELDS = {
   keepLast: { schema: z.number().int().min(0), accepts: 'a whole number ≥ 0, e.g. 5' },
   keepDays: { schema: z.number().min(0), accepts: 'a number of days ≥ 0, e.g. 10' },
   keepTags: { schema: z.array(regex), accepts: 'an array of regular expressions, e.g. ["^v1"]' },
-  untaggedGrace: { schema: z.string().regex(DURATION), accepts: 'a duration such as 0, 90m, 2h or 7d' },
+  untaggedGrace: {
+    schema: z.string().regex(DURATION),
+    accepts: 'a duration such as 0, 90m, 2h or 7d',
+  },
 } as const;
 
 const overridesSchema = z.strictObject(

@@ -1,7 +1,8 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
 
-const DURATION = /^(?:0|\d+(?:\.\d+)?[smhdw])$/;
+/** `0`, or a number with a unit: s, m, h, d or w. */
+export const DURATION = /^(?:0|\d+(?:\.\d+)?[smhdw])$/;
 const UNIT_MS: Record<string, number> = {
   s: 1000,
   m: 60_000,

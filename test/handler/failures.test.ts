@@ -1,5 +1,5 @@
 import 'aws-sdk-client-mock-vitest/extend';
-import { createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { AccessDeniedException, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -203,6 +203,36 @@ describe('a run that cannot do its work', () => {
     expect(fixture.published()[0]?.Subject?.length).toBeLessThanOrEqual(99);
     expect(report.historyLocation).toMatch(/req-down\.json$/);
   }, 60_000);
+
+  it('when the registry hangs: gives up before the function times out, and still reports', async () => {
+    // Prepare: a server that accepts connections and never answers; 11.5 s left in the invocation
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      fixture = await startHandlerFixture({ env: { [ENV.registryUrl]: `http://127.0.0.1:${port}` } });
+
+      // Act
+      const started = Date.now();
+      const report = await fixture.handler({ safetyMarginMs: 5_000 })(
+        sampleEvent('schedule'),
+        lambdaContext('req-hang', 11_500),
+      );
+
+      // Assess: about 1.5 s spent on the registry, then the report went out
+      expect(Date.now() - started).toBeLessThan(11_500);
+      expect(report.outcome).toBe('failed');
+      expect(report.problems).toEqual([
+        expect.stringMatching(/_catalog.* was cancelled: the deadline passed$/),
+      ]);
+      expect(fixture.emf()[0]).toMatchObject({ [METRICS.runFailed]: 1 });
+      expect(fixture.published()).toHaveLength(1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
 
   it('when SSM refuses the collection: the deletions stay reported and the run fails saying why', async () => {
     fixture = await startHandlerFixture();
