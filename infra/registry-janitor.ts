@@ -24,7 +24,6 @@ import { PENDING_KEY, RUNS_PREFIX } from '../lambda/aws/history.js';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
 import { METRICS, REGISTRY_DIMENSION, registryDimension } from '../lambda/aws/metrics.js';
 import type { PolicyFile } from '../lambda/domain/policy.js';
-import { HOST_PARAMETERS } from '../lambda/host/script.js';
 import { DEFAULT_STEP_NAME, documentContent } from '../lambda/host/ssm-runner.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -298,7 +297,7 @@ export class RegistryJanitor extends Construct {
       documentFormat: 'JSON',
       targetType: '/AWS::EC2::Instance',
       updateMethod: 'NewVersion',
-      content: hostDocumentContent(),
+      content: documentContent({ stepName: DEFAULT_STEP_NAME }),
     });
 
     this.failedInvocationQueue = new sqs.Queue(this, 'FailedInvocationQueue', {
@@ -792,19 +791,4 @@ export function diskUsedQuery(instanceId: string, disk: DiskMetricDimensions): s
     return [`${dimension} = '${value}'`];
   });
   return `SELECT MAX(disk_used_percent) FROM ${namespace} WHERE ${conditions.join(' AND ')}`;
-}
-
-/**
- * The host document: documentContent() with each parameter's length limit, where the script's pattern has one,
- * as maxChars; SSM's regular expressions are then enough without lookaheads.
- */
-export function hostDocumentContent(): Record<string, unknown> {
-  const content = documentContent({ stepName: DEFAULT_STEP_NAME });
-  const parameters = content.parameters as Record<string, Record<string, unknown>>;
-  for (const input of HOST_PARAMETERS) {
-    const maxLength = (input.pattern as RegExp & { maxLength?: unknown }).maxLength;
-    const parameter = parameters[input.param];
-    if (parameter !== undefined && typeof maxLength === 'number') parameter.maxChars = maxLength;
-  }
-  return content;
 }

@@ -6,7 +6,7 @@ import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Clock, HostParams, HostRun, HostRunner, Progress, Registry, StorageLister } from './ports.js';
 import { scan } from './scan.js';
-import { type TagToVerify, type Verification, verifyTags } from './verify.js';
+import { currentTags, type TagToVerify, type Verification, verifyTags } from './verify.js';
 
 export interface CleanupPorts {
   readonly registry: Registry;
@@ -99,7 +99,7 @@ export async function applyPlan(
       if (stoppedBy) return;
       let current: Map<Digest, string[]>;
       try {
-        current = await currentTags(ports.registry, repository.name, limit);
+        current = await tagsByDigest(ports.registry, repository.name, limit);
       } catch (error) {
         for (const unit of repository.deletions) {
           failed.push({
@@ -143,15 +143,15 @@ export async function applyPlan(
   return { deleted, skipped, failed, ...(stoppedBy ? { stoppedBy } : {}) };
 }
 
-async function currentTags(
+/** Where every tag of a repository points right now: digest → tag names. */
+async function tagsByDigest(
   registry: Registry,
   repository: string,
   limit: Limit,
 ): Promise<Map<Digest, string[]>> {
-  const names = await limit(() => registry.listTags(repository));
   const byDigest = new Map<Digest, string[]>();
   await Promise.all(
-    names.map(async (tag) => {
+    (await currentTags(registry, [repository], limit)).map(async ({ tag }) => {
       const digest = await limit(() => registry.resolveManifest(repository, tag));
       if (digest) byDigest.set(digest, [...(byDigest.get(digest) ?? []), tag]);
     }),

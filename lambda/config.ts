@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { INSTANCE_ID, REGION, S3_BUCKET, SSM_DOCUMENT } from './aws/identifiers.js';
 import { buildPolicy, type Policy, PolicyError, parseDuration, type RuleInput } from './domain/policy.js';
 import { HostParameterError, hostEnvironment } from './host/script.js';
 import type { HostParams } from './ports.js';
@@ -354,10 +355,6 @@ const HOST_FLAGS: Record<string, string> = {
   logDir: '--log-dir',
 };
 
-const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
-const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
 /** Where and how the host script runs, from --gc, --storage-from-host and the host flags. */
 function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
   const wanted = (v.gc !== undefined && v.gc !== 'none') || v['storage-from-host'] === true;
@@ -430,12 +427,12 @@ function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
   if (v.region !== undefined && !REGION.test(v.region)) {
     problems.push(`--region: expected an AWS region such as eu-west-1, got ${JSON.stringify(v.region)}`);
   }
-  if (v['ssm-document'] !== undefined && !/^[a-zA-Z0-9_.:/-]{3,128}$/.test(v['ssm-document'])) {
+  if (v['ssm-document'] !== undefined && !SSM_DOCUMENT.test(v['ssm-document'])) {
     problems.push(
       `--ssm-document: expected an SSM document name or ARN, got ${JSON.stringify(v['ssm-document'])}`,
     );
   }
-  if (v['ssm-output-bucket'] !== undefined && !BUCKET.test(v['ssm-output-bucket'])) {
+  if (v['ssm-output-bucket'] !== undefined && !S3_BUCKET.test(v['ssm-output-bucket'])) {
     problems.push(
       `--ssm-output-bucket: expected an S3 bucket name, got ${JSON.stringify(v['ssm-output-bucket'])}`,
     );

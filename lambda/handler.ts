@@ -7,6 +7,7 @@ import { ConfigurationError, ENV, type FunctionConfig, readFunctionConfig } from
 import { parseEvent } from './aws/events.js';
 import { S3History } from './aws/history.js';
 import { type RunnerTuning, SsmHostCommands } from './aws/host-commands.js';
+import { ARN } from './aws/identifiers.js';
 import { EmfMetrics } from './aws/metrics.js';
 import { SnsNotifier } from './aws/notify.js';
 import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
@@ -53,7 +54,6 @@ const REPORT_MARGIN_MS = 10_000;
 export const SAFETY_MARGIN_MS = 60_000;
 /** The remaining time assumed without a Lambda context: the longest a function may run. */
 const LAMBDA_MAX_MS = 15 * 60_000;
-const ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$/;
 
 interface Ready {
   readonly config: FunctionConfig;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ENV, type FunctionConfig } from './aws/environment.js';
-import { COMMAND_ID, type FunctionEvent } from './aws/events.js';
+import type { FunctionEvent } from './aws/events.js';
+import { SSM_COMMAND_ID } from './aws/identifiers.js';
 import {
   type CleanupPorts,
   type CollectionCheck,
@@ -30,7 +31,7 @@ export interface HostCommands {
 }
 
 export const pendingCollectionSchema = z.object({
-  commandId: z.string().regex(COMMAND_ID),
+  commandId: z.string().regex(SSM_COMMAND_ID),
   startedAt: z.iso.datetime(),
   requestId: z.string().max(256),
   registry: z.string().max(2048),

@@ -5,6 +5,14 @@ import { pushImage, pushIndex } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { blobDataPath } from './support/storage.js';
 
+/** `multi:1.0`, an index of two single-layer platform images. */
+async function pushMultiArch(reg: TestRegistry) {
+  const amd = await pushImage(reg, 'multi', undefined, { platform: { os: 'linux', architecture: 'amd64' } });
+  const arm = await pushImage(reg, 'multi', undefined, { platform: { os: 'linux', architecture: 'arm64' } });
+  await pushIndex(reg, 'multi', '1.0', [amd, arm]);
+  return { amd, arm };
+}
+
 describe('verify', () => {
   let reg: TestRegistry;
   afterEach(async () => {
@@ -13,13 +21,7 @@ describe('verify', () => {
 
   it('passes when every tag resolves completely, children and layers included', async () => {
     reg = await startRegistry();
-    const amd = await pushImage(reg, 'multi', undefined, {
-      platform: { os: 'linux', architecture: 'amd64' },
-    });
-    const arm = await pushImage(reg, 'multi', undefined, {
-      platform: { os: 'linux', architecture: 'arm64' },
-    });
-    await pushIndex(reg, 'multi', '1.0', [amd, arm]);
+    await pushMultiArch(reg);
     await pushImage(reg, 'single', 'latest', { layerSizes: [2000, 3000] });
 
     const result = await runCli(['verify', '--registry', reg.url]);
@@ -31,13 +33,7 @@ describe('verify', () => {
   it('names every broken tag, and the blob that is missing, and fails', async () => {
     // Prepare: a child's layer disappears from disk; the registry restarts so its cache forgets it
     reg = await startRegistry();
-    const amd = await pushImage(reg, 'multi', undefined, {
-      platform: { os: 'linux', architecture: 'amd64' },
-    });
-    const arm = await pushImage(reg, 'multi', undefined, {
-      platform: { os: 'linux', architecture: 'arm64' },
-    });
-    await pushIndex(reg, 'multi', '1.0', [amd, arm]);
+    const { arm } = await pushMultiArch(reg);
     await pushImage(reg, 'fine', 'latest', {});
     const lost = arm.layers[0]?.digest ?? '';
     await rm(blobDataPath(reg, lost));

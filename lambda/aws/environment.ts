@@ -3,6 +3,7 @@ import { registryOrigin } from '../config.js';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
 import type { HostParams } from '../ports.js';
+import { ARN, INSTANCE_ID, S3_BUCKET, SSM_DOCUMENT } from './identifiers.js';
 
 /**
  * The function's environment variables: the contract between the CDK construct (which sets them) and the
@@ -63,11 +64,6 @@ export class ConfigurationError extends Error {
   }
 }
 
-const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
-const ARN = /^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$/;
-const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-const DOCUMENT = /^[a-zA-Z0-9_.:/-]{3,128}$/;
-
 function json(text: string | undefined, name: string, problems: string[]): unknown {
   if (text === undefined || text === '') return undefined;
   try {
@@ -109,8 +105,8 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   if (get(ENV.instanceId) === undefined)
     problems.push(`${ENV.instanceId}: required, the registry host's instance id`);
   const registrySecretArn = check(ENV.registrySecretArn, ARN, 'a Secrets Manager secret ARN');
-  const ssmDocument = check(ENV.ssmDocument, DOCUMENT, 'an SSM document name');
-  const bucket = check(ENV.bucket, BUCKET, 'an S3 bucket name');
+  const ssmDocument = check(ENV.ssmDocument, SSM_DOCUMENT, 'an SSM document name');
+  const bucket = check(ENV.bucket, S3_BUCKET, 'an S3 bucket name');
   const topicArn = check(ENV.topicArn, ARN, 'an SNS topic ARN');
   const diskAlarmName = get(ENV.diskAlarmName);
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { printable } from '../domain/names.js';
 import { DURATION } from '../domain/policy.js';
+import { SSM_COMMAND_ID } from './identifiers.js';
 
 /** The input the stack's EventBridge Scheduler schedule delivers. */
 export const SCHEDULE_INPUT = { trigger: 'schedule' } as const;
@@ -14,7 +15,6 @@ export const ALARM_STATES = ['ALARM', 'OK', 'INSUFFICIENT_DATA'] as const;
 export type AlarmState = (typeof ALARM_STATES)[number];
 
 /** SSM command ids are UUIDs; nothing else reaches SSM or a report. */
-export const COMMAND_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Overrides an on-demand run may give; policy fields replace those of the configured policy's defaults. */
 export interface Overrides {
@@ -102,7 +102,7 @@ const alarmSchema = z.object({
 
 const commandSchema = z.object({
   detail: z.object({
-    'command-id': z.string().regex(COMMAND_ID),
+    'command-id': z.string().regex(SSM_COMMAND_ID),
     status: z.string().min(1).max(64),
     'document-name': z.string().max(256).optional(),
     parameters: z.record(z.string(), z.unknown()).optional(),

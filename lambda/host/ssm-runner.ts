@@ -7,6 +7,7 @@ import {
   type SendCommandCommandInput,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { INSTANCE_ID, S3_BUCKET, SSM_COMMAND_ID, SSM_DOCUMENT } from '../aws/identifiers.js';
 import type { HostAction, HostParams, HostRun, HostRunner } from '../ports.js';
 import { HOST_PARAMETERS, hostEnvironment, maintenanceScript } from './script.js';
 import { parseHostOutput } from './summary.js';
@@ -17,12 +18,8 @@ export const SSM_STDOUT_LIMIT = 24_000;
 export const DEFAULT_STEP_NAME = 'runMaintenance';
 export const RUN_SHELL_SCRIPT = 'AWS-RunShellScript';
 
-const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
-const DOCUMENT_NAME = /^[a-zA-Z0-9_.:/-]{3,128}$/;
 const STEP_NAME = /^[a-zA-Z0-9_.-]{1,128}$/;
-const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const KEY_PREFIX = /^[A-Za-z0-9!_.*'()/-]{1,400}$/;
-const COMMAND_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PARAMETER_NAME = /^[a-zA-Z0-9]+$/;
 const SCRIPT_VARIABLE = /^RJ_[A-Z0-9_]+$/;
 const MAX_EXECUTION_TIMEOUT_SECONDS = 172_800;
@@ -102,6 +99,8 @@ export interface DocumentParameter {
   /** The variable the host script reads. */
   readonly scriptVariable: string;
   readonly allowedPattern: string;
+  /** The pattern's length limit where a regular expression without lookaheads cannot state it. */
+  readonly maxChars?: number;
   readonly description: string;
   /** Absent: the parameter is required. */
   readonly default?: string;
@@ -114,12 +113,14 @@ export function documentParameters(): DocumentParameter[] {
       throw new Error(`host parameter ${input.param} is not a valid SSM parameter name`);
     }
     const required = input.param === 'action';
+    const { maxLength } = input.pattern as RegExp & { maxLength?: unknown };
     return {
       name: input.param,
       envVar: `SSM_${input.param}`,
       scriptVariable: input.env,
       // Empty stands for the script's own default, which is also what an omitted optional parameter gets.
       allowedPattern: required ? input.pattern.source : `^$|${input.pattern.source}`,
+      ...(typeof maxLength === 'number' ? { maxChars: maxLength } : {}),
       description: required
         ? `${input.env}: ${input.description}.`
         : `${input.env}: ${input.description}. Empty: ${input.default ?? 'chosen by the script'}.`,
@@ -167,6 +168,7 @@ export function documentContent(opts: { stepName?: string } = {}): Record<string
       type: 'String',
       description: p.description,
       allowedPattern: p.allowedPattern,
+      ...(p.maxChars !== undefined ? { maxChars: p.maxChars } : {}),
       interpolationType: 'ENV_VAR',
       ...(p.default !== undefined ? { default: p.default } : {}),
     };
@@ -247,7 +249,7 @@ export class SsmRunner implements HostRunner {
       bad('instanceId', opts.instanceId, 'an EC2 instance id such as i-0123456789abcdef0');
     }
     if (opts.documentName !== undefined) {
-      if (!DOCUMENT_NAME.test(opts.documentName)) {
+      if (!SSM_DOCUMENT.test(opts.documentName)) {
         bad('documentName', opts.documentName, 'an SSM document name or ARN');
       } else if (opts.documentName === RUN_SHELL_SCRIPT) {
         problems.push(
@@ -259,7 +261,7 @@ export class SsmRunner implements HostRunner {
       bad('stepName', opts.stepName, 'a document step name');
     }
     if (opts.outputBucket !== undefined) {
-      if (!BUCKET.test(opts.outputBucket)) bad('outputBucket', opts.outputBucket, 'an S3 bucket name');
+      if (!S3_BUCKET.test(opts.outputBucket)) bad('outputBucket', opts.outputBucket, 'an S3 bucket name');
       if (!opts.s3) problems.push('s3: an S3 client is needed to read the full output from outputBucket');
     }
     if (opts.outputPrefix !== undefined) {
@@ -349,7 +351,7 @@ export class SsmRunner implements HostRunner {
 
   /** Picks up a command an earlier run() left `running`. */
   async resume(commandId: string): Promise<SsmHostRun> {
-    if (!COMMAND_ID.test(commandId)) {
+    if (!SSM_COMMAND_ID.test(commandId)) {
       throw new SsmRunnerError(
         'RJ_SSM_UNKNOWN_COMMAND',
         `resume: expected an SSM command id such as 0b5f2c1e-1111-2222-3333-444455556666, got ${JSON.stringify(commandId)}`,
