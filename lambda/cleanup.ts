@@ -202,6 +202,11 @@ export interface CleanupRequest {
   /** Host script parameters; undefined skips garbage collection. */
   readonly garbageCollection?: HostParams;
   /**
+   * Collect even when nothing was deleted and the storage showed no unreferenced blob (or was not read):
+   * a collection that failed earlier left garbage that only the host can see.
+   */
+  readonly collectAlways?: boolean;
+  /**
    * When collection is still running at the runner's deadline, skip verification and do not count the running
    * collection as a problem: the caller verifies once the command ends (before the registry restarts, its
    * answers prove nothing, and a stopped registry answers nothing at all).
@@ -231,8 +236,12 @@ export async function runCleanup(
   if (!request.garbageCollection) garbageCollection = { ran: false, reason: 'not requested' };
   else if (!ports.host) garbageCollection = { ran: false, reason: 'no host runner configured' };
   else if (deletions.stoppedBy) garbageCollection = { ran: false, reason: 'deletes were refused' };
-  else if (removed === 0) garbageCollection = { ran: false, reason: 'nothing was deleted' };
-  else {
+  else if (removed === 0 && !request.collectAlways && !(planned.reclaim.unreferencedBytes ?? 0)) {
+    garbageCollection = {
+      ran: false,
+      reason: `nothing was deleted${planned.reclaim.unreferencedBytes === undefined ? '' : ' and no blob is unreferenced'}`,
+    };
+  } else {
     ports.progress?.update('collecting garbage on the registry host');
     // A runner that cannot even start the script (SSM refused, bash missing) fails the collection, not the
     // report: the deletions already made must still be told.

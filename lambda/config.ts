@@ -1,11 +1,21 @@
 import { parseArgs } from 'node:util';
 import { INSTANCE_ID, REGION, S3_BUCKET, SSM_DOCUMENT } from './aws/identifiers.js';
+import {
+  COMMANDS,
+  type Command,
+  closest,
+  OPTIONS,
+  type OptionName,
+  type OptionSpec,
+  type OptionValues,
+  unknownWord,
+} from './command-line.js';
+import type { Plan } from './domain/plan.js';
 import { buildPolicy, type Policy, PolicyError, parseDuration, type RuleInput } from './domain/policy.js';
+import { parseSavedPlan } from './domain/saved-plan.js';
+import { errorMessage } from './error-message.js';
 import { HostParameterError, hostEnvironment } from './host/script.js';
 import type { HostParams } from './ports.js';
-
-export const COMMANDS = ['plan', 'clean', 'verify'] as const;
-export type Command = (typeof COMMANDS)[number];
 
 export type CredentialSource =
   | { readonly kind: 'none' }
@@ -39,11 +49,16 @@ export interface CliConfig {
   readonly concurrency: number;
   readonly json: boolean;
   readonly yes: boolean;
-  readonly planFile?: string;
+  /** clean --plan FILE: the plan to apply instead of planning again. */
+  readonly savedPlan?: Plan;
+  /** Only the summary lines and problems. */
+  readonly quiet: boolean;
+  /** Every HTTP request logged to stderr. */
+  readonly verbose: boolean;
   readonly timeoutMs: number;
   /** How the host script runs: for garbage collection (`--gc`) and `--storage-from-host`. */
   readonly host?: HostConfig;
-  /** Collect garbage after deleting (clean with --gc local|ssm). */
+  /** Collect garbage: gc, or clean with --gc local|ssm. */
   readonly collectGarbage: boolean;
   readonly storageFromHost: boolean;
   /** Things worth telling a person that do not stop the run. */
@@ -67,43 +82,6 @@ export class UsageError extends Error {
     super(problems.join('\n'));
   }
 }
-
-export const OPTIONS = {
-  registry: { type: 'string' },
-  'insecure-tls': { type: 'boolean' },
-  'ca-file': { type: 'string' },
-  repo: { type: 'string', multiple: true },
-  'exclude-repo': { type: 'string', multiple: true },
-  'keep-last': { type: 'string' },
-  'keep-days': { type: 'string' },
-  'keep-tag': { type: 'string', multiple: true },
-  'untagged-grace': { type: 'string' },
-  policy: { type: 'string' },
-  'storage-root': { type: 'string' },
-  username: { type: 'string' },
-  'password-stdin': { type: 'boolean' },
-  concurrency: { type: 'string' },
-  timeout: { type: 'string' },
-  json: { type: 'boolean' },
-  plan: { type: 'string' },
-  yes: { type: 'boolean', short: 'y' },
-  gc: { type: 'string' },
-  'gc-mode': { type: 'string' },
-  container: { type: 'string' },
-  'registry-config': { type: 'string' },
-  'no-restart': { type: 'boolean' },
-  'instance-id': { type: 'string' },
-  region: { type: 'string' },
-  'ssm-document': { type: 'string' },
-  'ssm-output-bucket': { type: 'string' },
-  'storage-from-host': { type: 'boolean' },
-  'registry-port': { type: 'string' },
-  'upload-wait': { type: 'string' },
-  'lock-file': { type: 'string' },
-  'log-dir': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean' },
-} as const;
 
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_TIMEOUT = '1h';
@@ -138,51 +116,106 @@ export function registryOrigin(value: string): string | undefined {
   return url.origin;
 }
 
-export type ParsedArgs = { command: string | undefined; values: Record<string, unknown> };
+export interface ParsedArgs {
+  /** The first word: a command, `help`, or a mistake for loadCliConfig to report. */
+  readonly command: string | undefined;
+  /** Words after the command: only `help <command>` takes one. */
+  readonly rest: readonly string[];
+  readonly values: OptionValues;
+}
 
+const PARSER_OPTIONS = Object.fromEntries(
+  (Object.entries(OPTIONS) as [OptionName, OptionSpec][]).map(([name, spec]) => [
+    name,
+    {
+      type: spec.type,
+      ...(spec.multiple ? { multiple: true } : {}),
+      ...(spec.short ? { short: spec.short } : {}),
+    },
+  ]),
+);
+const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
+
+/**
+ * Splits argv into the command and its options. Every unknown option (with the closest known one), missing
+ * value and value given to a switch is reported at once.
+ */
 export function parseArgv(argv: readonly string[]): ParsedArgs {
-  try {
-    const { values, positionals } = parseArgs({
-      args: [...argv],
-      options: OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    });
-    if (positionals.length > 1)
-      throw new UsageError([`unexpected argument ${JSON.stringify(positionals[1])}`]);
-    return { command: positionals[0], values };
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError([(error as Error).message.split('\n')[0] ?? 'invalid arguments']);
+  const { values, positionals, tokens } = parseArgs({
+    args: [...argv],
+    options: PARSER_OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const problems: string[] = [];
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const spec = (OPTIONS as Record<string, OptionSpec>)[token.name];
+    if (!spec) {
+      const guess = closest(token.name, OPTION_NAMES);
+      problems.push(`unknown option ${token.rawName}${guess ? `: did you mean --${guess}?` : ''}`);
+    } else if (spec.type === 'string' && token.value === undefined) {
+      problems.push(
+        `${token.rawName}: needs a value (${spec.value ?? 'a value'}); one that starts with "-" goes after "=", as in --${token.name}=-1`,
+      );
+    } else if (spec.type === 'boolean' && token.inlineValue) {
+      problems.push(`${token.rawName}: takes no value, got ${JSON.stringify(token.value)}`);
+    }
   }
+  if (problems.length > 0) throw new UsageError(problems);
+  const [command, ...rest] = positionals;
+  return { command, rest, values: values as OptionValues };
 }
 
 /** Turns the command line and environment into a validated configuration, listing every problem at once. */
 export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources): Promise<CliConfig> {
   const problems: string[] = [];
-  const v = parsed.values as {
-    [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true }
-      ? string[]
-      : (typeof OPTIONS)[K] extends { type: 'boolean' }
-        ? boolean
-        : string;
-  };
-  const command = parsed.command;
-  if (!COMMANDS.includes(command as Command)) {
-    problems.push(
-      command === undefined
-        ? `a command is needed: ${COMMANDS.join(', ')}`
-        : `unknown command ${JSON.stringify(command)}: use ${COMMANDS.join(', ')}`,
+  const v = parsed.values;
+  const word = parsed.command;
+  const given = (Object.keys(v) as OptionName[]).filter((name) => v[name] !== undefined);
+  let command: Command | undefined;
+  if (word === undefined) problems.push(`a command is needed: ${COMMANDS.join(', ')}`);
+  else if (!COMMANDS.includes(word as Command)) {
+    // Nothing else can be judged without knowing the command.
+    throw new UsageError([unknownWord('command', word, COMMANDS)]);
+  } else {
+    command = word as Command;
+    for (const name of given) {
+      const commands: readonly Command[] = OPTIONS[name].commands;
+      if (!commands.includes(command))
+        problems.push(`--${name}: not an option of ${command} (only of ${commands.join(', ')})`);
+    }
+  }
+  if (parsed.rest.length > 0) problems.push(`unexpected argument ${JSON.stringify(parsed.rest[0])}`);
+
+  let savedPlan: Plan | undefined;
+  if (v.plan !== undefined) {
+    const ignored = given.filter(
+      (name) => ['Policy', 'Selection'].includes(OPTIONS[name].group) || name.startsWith('storage-'),
     );
+    for (const name of ignored)
+      problems.push(
+        `--${name}: a saved plan already holds its selection and decisions; plan again to change them`,
+      );
+    if (v['dry-run'])
+      problems.push(
+        '--dry-run and --plan: the saved plan is what clean would do; show it with jq, or plan again',
+      );
+    savedPlan = await readSavedPlan(v.plan, sources, problems);
   }
 
-  const registryText = v.registry ?? sources.env.REGISTRY_URL;
+  const registryText = v.registry ?? sources.env.REGISTRY_URL ?? savedPlan?.registry;
   const registryUrl = registryText === undefined ? undefined : registryOrigin(registryText);
   if (registryText === undefined)
     problems.push('--registry: required, e.g. --registry http://127.0.0.1:5000');
   else if (registryUrl === undefined) {
     problems.push(
       `--registry: expected an http:// or https:// address with no path, e.g. https://registry.example.com:5000, got ${JSON.stringify(registryText)}`,
+    );
+  } else if (savedPlan && savedPlan.registry !== registryUrl) {
+    problems.push(
+      `--plan: ${v.plan} was made for ${savedPlan.registry}, not ${registryUrl}; plan again for this registry`,
     );
   }
 
@@ -218,11 +251,11 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   // A policy flag already reported as wrong would make the policy look empty: no second error for it.
   if (problems.length === problemsBeforeRule) {
     try {
-      // verify needs no policy, and a saved plan carries its decisions: a policy is then only checked if given.
-      const unneeded =
-        command === 'verify' ||
-        (v.plan !== undefined && policyFile === undefined && Object.keys(flagRule).length === 0);
-      policy = buildPolicy(policyFile, unneeded ? { keepLast: 0 } : flagRule, v.policy ?? 'policy file');
+      // verify and gc need no policy, and a saved plan carries its decisions.
+      const unneeded = command === 'verify' || command === 'gc' || savedPlan !== undefined;
+      // gc plans only to know what must still resolve after collecting: it keeps everything.
+      const rule: RuleInput = command === 'gc' ? { protect: true } : unneeded ? { keepLast: 0 } : flagRule;
+      policy = buildPolicy(policyFile, rule, v.policy ?? 'policy file');
     } catch (error) {
       if (error instanceof PolicyError) problems.push(...error.problems);
       else throw error;
@@ -250,24 +283,21 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   if (v['insecure-tls'] && v['ca-file'] !== undefined)
     problems.push('--insecure-tls and --ca-file: give one, not both');
 
-  if (command !== 'clean') {
-    for (const flag of ['plan', 'yes', 'gc', 'gc-mode', 'no-restart'] as const) {
-      if (v[flag] !== undefined) problems.push(`--${flag}: only for clean`);
-    }
-  }
-  const host = hostConfig(v, problems);
-  const gc = v.gc ?? 'none';
+  const gc = v.gc ?? (command === 'gc' ? 'local' : 'none');
   if (!['local', 'ssm', 'none'].includes(gc))
     problems.push(`--gc: expected local, ssm or none, got ${JSON.stringify(gc)}`);
+  else if (command === 'gc' && gc === 'none') problems.push('--gc: gc collects garbage: use local or ssm');
+  const host = hostConfig({ ...v, gc }, problems);
   if (v['storage-from-host'] && v['storage-root'] !== undefined) {
     problems.push('--storage-root and --storage-from-host: give one, not both');
   }
 
   const warnings: string[] = [];
   const credentials = await resolveCredentials(v, registryUrl, sources, problems, warnings);
-  if (problems.length > 0 || !policy || !registryUrl) throw new UsageError(problems);
+  if (problems.length > 0 || !policy || !registryUrl || !command) throw new UsageError(problems);
   return {
-    command: command as Command,
+    // clean --dry-run shows what clean would do: the plan.
+    command: command === 'clean' && v['dry-run'] ? 'plan' : command,
     registryUrl,
     insecureTls: v['insecure-tls'] ?? false,
     ...(ca !== undefined ? { ca } : {}),
@@ -279,13 +309,35 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     concurrency,
     json: v.json ?? false,
     yes: v.yes ?? false,
-    ...(v.plan !== undefined ? { planFile: v.plan } : {}),
+    ...(savedPlan ? { savedPlan } : {}),
+    quiet: v.quiet ?? false,
+    verbose: v.verbose ?? false,
     timeoutMs: timeoutMs ?? 0,
     ...(host ? { host } : {}),
     collectGarbage: gc !== 'none',
     storageFromHost: v['storage-from-host'] ?? false,
     warnings,
   };
+}
+
+async function readSavedPlan(
+  file: string,
+  sources: ConfigSources,
+  problems: string[],
+): Promise<Plan | undefined> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await sources.readFile(file));
+  } catch (error) {
+    problems.push(`--plan: ${file} cannot be read as JSON (${errorMessage(error)})`);
+    return undefined;
+  }
+  try {
+    return parseSavedPlan(json, `--plan: ${file}`);
+  } catch (error) {
+    problems.push(errorMessage(error));
+    return undefined;
+  }
 }
 
 async function resolveCredentials(

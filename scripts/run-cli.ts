@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(PROJECT_ROOT, 'bin', 'registry-janitor.js');
+const CLI = join(PROJECT_ROOT, 'scripts', 'cli-from-source.js');
 
 export interface CliRun {
   readonly code: number;
@@ -36,7 +36,7 @@ function lines(sink: (line: string) => void): { push(chunk: Buffer): void; end()
   };
 }
 
-/** Runs `bin/registry-janitor.js` in a child process, as a person or a cron job would. */
+/** Runs the command line from source in a child process, as a person or a cron job would. */
 export function runCli(args: readonly string[], sinks: CliSinks = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {

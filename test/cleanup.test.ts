@@ -137,14 +137,14 @@ describe('plan and clean against a real registry with storage visible', () => {
   });
 
   it('prints a table for a person, with totals in human units', async () => {
-    const result = await runCli(['plan', ...policyArgs]);
+    const result = await runCli(['plan', ...policyArgs], { env: { COLUMNS: '120' } });
 
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(
       /^web\/app {2}\(defaults: keep last 1, keep tags \/\^stable\$\/, untagged grace 1h\)$/m,
     );
     expect(result.stdout).toMatch(
-      /^ {2}v2 +[0-9a-f]{12} +deleted: stale: pushed 20d ago, not among 1 most recent$/m,
+      /^ {2}v2 +[0-9a-f]{12} +will delete: stale: pushed 20d ago, not among 1 most recent$/m,
     );
     expect(result.stdout).toMatch(
       /^Garbage collection will then free \d+(\.\d+)? KiB \(\d+ bytes in \d+ blobs\)$/m,

@@ -58,11 +58,20 @@ describe('bad input', () => {
     expect(result.stderr).toContain('pass --yes to confirm when not running on a terminal');
   });
 
-  it('rejects an unknown command and an unknown flag', async () => {
-    expect((await runCli(['prune', '--registry', 'http://x', '--keep-last', '1'])).stderr).toContain(
-      'unknown command "prune": use plan, clean, verify',
+  it('rejects an unknown command and an unknown flag, saying what was meant', async () => {
+    const command = await runCli(['plna', '--registry', 'http://x', '--keep-last', '1']);
+    const flag = await runCli(['plan', '--keep-lats', '1']);
+
+    expect(command).toMatchObject({ code: 2, stdout: '' });
+    expect(command.stderr).toBe(
+      'error: unknown command "plna": did you mean plan? (the commands are plan, clean, gc, verify)\n' +
+        'Run registry-janitor help for the commands.\n',
     );
-    expect((await runCli(['plan', '--keep-lats', '1'])).stderr).toContain("Unknown option '--keep-lats'");
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toBe(
+      'error: unknown option --keep-lats: did you mean --keep-last?\n' +
+        'Run registry-janitor help plan for its options and examples.\n',
+    );
   });
 
   it('reports an unreachable registry as a failure with its address', async () => {
@@ -90,12 +99,12 @@ describe('the installed command', () => {
   });
 
   it('runs from the checkout as registry-janitor and prints its help and version', async () => {
-    const bin = new URL('../bin/registry-janitor.js', import.meta.url).pathname;
+    const bin = new URL('../scripts/cli-from-source.js', import.meta.url).pathname;
 
     const help = await run(process.execPath, [bin, '--help']);
     const version = await run(process.execPath, [bin, '--version']);
 
-    expect(help.stdout).toMatch(/^Usage: registry-janitor <plan\|clean\|verify> --registry URL/);
+    expect(help.stdout).toMatch(/^Usage: registry-janitor <command> \[options\]\n/);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
@@ -108,7 +117,7 @@ describe('the installed command', () => {
     await setTagPushTime(reg, 'fine/app', 'old', new Date(Date.now() - 9 * 86_400_000));
     await pushImage(reg, 'fine/app', 'new', {});
     await writeFile(blobDataPath(reg, broken.digest), '{"schemaVersion": 2, "tampered": true}');
-    const bin = new URL('../bin/registry-janitor.js', import.meta.url).pathname;
+    const bin = new URL('../scripts/cli-from-source.js', import.meta.url).pathname;
 
     // Act
     const result = await run(

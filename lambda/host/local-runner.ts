@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { HostAction, HostParams, HostRun, HostRunner } from '../ports.js';
-import { hostEnvironment, MAINTENANCE_SCRIPT_PATH } from './script.js';
+import { hostEnvironment, maintenanceScript } from './script.js';
 import { parseHostOutput } from './summary.js';
 
 const STDOUT_TAIL = 64 * 1024;
@@ -16,8 +16,8 @@ export interface LocalRunnerOptions {
    * @default process.env
    */
   readonly env?: NodeJS.ProcessEnv;
-  /** @default MAINTENANCE_SCRIPT_PATH */
-  readonly scriptPath?: string;
+  /** The script's text. @default the host script */
+  readonly script?: string;
   /**
    * After this many milliseconds the script and its children are sent SIGTERM; the script then brings the
    * registry back and reports `interrupted`.
@@ -83,7 +83,7 @@ function withoutScriptVariables(env: NodeJS.ProcessEnv): Record<string, string> 
 /** Runs the host script here with bash: for a registry container on this machine. */
 export class LocalRunner implements HostRunner {
   private readonly env: NodeJS.ProcessEnv;
-  private readonly scriptPath: string;
+  private readonly script: string;
   private readonly timeoutMs: number | undefined;
   private readonly signal: AbortSignal | undefined;
   private readonly killGraceMs: number;
@@ -91,7 +91,7 @@ export class LocalRunner implements HostRunner {
 
   constructor(options: LocalRunnerOptions = {}) {
     this.env = options.env ?? process.env;
-    this.scriptPath = options.scriptPath ?? MAINTENANCE_SCRIPT_PATH;
+    this.script = options.script ?? maintenanceScript();
     this.timeoutMs = options.timeoutMs;
     this.signal = options.signal;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
@@ -101,7 +101,7 @@ export class LocalRunner implements HostRunner {
   async run(action: HostAction, params: HostParams): Promise<LocalHostRun> {
     const env = { ...withoutScriptVariables(this.env), ...hostEnvironment(action, params) };
     // Its own process group, so a timeout reaches the collector it is waiting for, not only the shell.
-    const child = spawn('bash', [this.scriptPath], {
+    const child = spawn('bash', ['-c', this.script, 'registry-janitor-host'], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -143,7 +143,7 @@ export class LocalRunner implements HostRunner {
       child.once('error', (err) => {
         settle();
         reject(
-          new Error(`could not run the host script ${this.scriptPath} with bash: ${err.message}`, {
+          new Error(`could not run the host script with bash: ${err.message}`, {
             cause: err,
           }),
         );

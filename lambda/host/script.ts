@@ -3,14 +3,22 @@ import { fileURLToPath } from 'node:url';
 import { printable } from '../domain/names.js';
 import type { HostAction, HostParams } from '../ports.js';
 
-/** The host script beside this module; a bundle must ship `maintenance.sh` next to its output file. */
-export const MAINTENANCE_SCRIPT_PATH = fileURLToPath(new URL('./maintenance.sh', import.meta.url));
+/** The command line's build embeds the script's text under this name; other builds read the file. */
+declare const RJ_EMBEDDED_MAINTENANCE_SCRIPT: string | undefined;
+
+/** The host script beside this module; the function's bundle ships `maintenance.sh` next to its output. */
+export function maintenanceScriptPath(): string {
+  return fileURLToPath(new URL('./maintenance.sh', import.meta.url));
+}
 
 let scriptText: string | undefined;
 
 /** The host script's text, read once. */
 export function maintenanceScript(): string {
-  scriptText ??= readFileSync(MAINTENANCE_SCRIPT_PATH, 'utf8');
+  scriptText ??=
+    typeof RJ_EMBEDDED_MAINTENANCE_SCRIPT === 'string'
+      ? RJ_EMBEDDED_MAINTENANCE_SCRIPT
+      : readFileSync(maintenanceScriptPath(), 'utf8');
   return scriptText;
 }
 

@@ -24,6 +24,7 @@ import {
   BodyTooLargeError,
   DeleteRefusedError,
   DigestMismatchError,
+  errorCode,
   RegistryError,
   RegistryHttpError,
   RegistryResponseError,
@@ -86,6 +87,17 @@ export interface RegistryClientOptions {
   readonly dispatcher?: Dispatcher;
   /** Milliseconds since the epoch, for token expiry. @default Date.now */
   readonly now?: () => number;
+  /** Told of every HTTP exchange once its answer's headers arrive, or it fails; never of a header. */
+  readonly onRequest?: (exchange: HttpExchange) => void;
+}
+
+export interface HttpExchange {
+  readonly method: string;
+  /** Origin and path with query: registry names and digests, never a credential. */
+  readonly url: string;
+  /** The answer's status, or the error code of a request that got none. */
+  readonly outcome: number | string;
+  readonly durationMs: number;
 }
 
 type Method = 'GET' | 'HEAD' | 'DELETE';
@@ -120,6 +132,7 @@ export class RegistryClient implements Registry {
   readonly #maxPages: number;
   readonly #onInvalidName: RegistryClientOptions['onInvalidName'];
   readonly #now: () => number;
+  readonly #onRequest: RegistryClientOptions['onRequest'];
   readonly #tokens: TokenCache;
   readonly #tokenRequests = new Map<string, Promise<{ token: string; expiresIn: number }>>();
   #scheme: 'unknown' | 'basic' | 'bearer' = 'unknown';
@@ -143,6 +156,7 @@ export class RegistryClient implements Registry {
     this.#userAgent = options.userAgent ?? 'registry-janitor';
     this.#onInvalidName = options.onInvalidName;
     this.#now = options.now ?? Date.now;
+    this.#onRequest = options.onRequest;
     this.#tokens = new TokenCache(this.#now);
     if (this.#credentials && !hasUserPassword(this.#credentials)) this.#scheme = 'bearer';
 
@@ -528,8 +542,16 @@ export class RegistryClient implements Registry {
     const headers: Record<string, string> = { 'user-agent': this.#userAgent };
     if (accept) headers.accept = accept;
     if (authorization) headers.authorization = authorization;
+    const started = performance.now();
+    const told = (outcome: number | string) =>
+      this.#onRequest?.({
+        method,
+        url: `${origin}${path}`,
+        outcome,
+        durationMs: Math.round(performance.now() - started),
+      });
     try {
-      return await this.#dispatcher.request({
+      const response = await this.#dispatcher.request({
         origin,
         method,
         path,
@@ -538,8 +560,12 @@ export class RegistryClient implements Registry {
         bodyTimeout: this.#timeoutMs,
         signal: this.#deadline ?? null,
       });
+      told(response.statusCode);
+      return response;
     } catch (error) {
-      throw translateTransportError(error, method, `${origin}${path}`, this.#deadline);
+      const translated = translateTransportError(error, method, `${origin}${path}`, this.#deadline);
+      told(errorCode(translated) ?? 'error');
+      throw translated;
     }
   }
 

@@ -20,25 +20,85 @@ export const plural = (count: number, word: string, many = `${word}s`): string =
   `${count} ${count === 1 ? word : many}`;
 /** Cosign and OCI fallback tags carry a whole digest; show its head. */
 const shortTag = (tag: string) => tag.replace(/^sha256-([a-f0-9]{12})[a-f0-9]{52}/, 'sha256-$1…');
-const verb = (decision: 'keep' | 'delete') => (decision === 'keep' ? 'kept' : 'deleted');
+/** A plan has not deleted anything yet: it says what it will do. */
+const verb = (decision: 'keep' | 'delete') => (decision === 'keep' ? 'keep' : 'will delete');
 
-/** Left-aligned columns, two spaces apart. */
-export function table(rows: readonly (readonly string[])[]): string[] {
+/** What a line may hold when nobody says: a terminal's classic width. */
+export const DEFAULT_WIDTH = 80;
+/** A wrapped column never gets narrower than this, even on a narrow terminal. */
+const MIN_TEXT_WIDTH = 30;
+
+/** Splits text into lines of at most `width` characters at spaces; a longer word gets a line of its own. */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/ +/)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** Shortens text to `width` characters by replacing its middle with `…`, keeping both ends readable. */
+export function shorten(text: string, width: number): string {
+  if (text.length <= width) return text;
+  const head = Math.ceil((width - 1) / 2);
+  return `${text.slice(0, head)}…${text.slice(text.length - (width - 1 - head))}`;
+}
+
+/** Wraps a line wider than `width`; its continuation lines are indented two more than it is. */
+export function fitLine(line: string, width: number): string[] {
+  if (line.length <= width) return [line];
+  const indent = line.length - line.trimStart().length;
+  const pieces = wrapText(line.trimStart(), Math.max(width - indent - 2, MIN_TEXT_WIDTH));
+  return pieces.map((piece, index) => `${' '.repeat(index === 0 ? indent : indent + 2)}${piece}`);
+}
+
+/** Every line of a text fitted to `width`. */
+export function fitText(text: string, width: number): string {
+  return text
+    .split('\n')
+    .flatMap((line) => fitLine(line, width))
+    .join('\n');
+}
+
+/**
+ * Left-aligned columns, two spaces apart, within `width`: the first column is shortened with `…` when the
+ * others would not fit, and the last one wraps beneath itself.
+ */
+export function table(rows: readonly (readonly string[])[], width = Number.POSITIVE_INFINITY): string[] {
   const widths: number[] = [];
   for (const row of rows) {
     row.forEach((cell, index) => {
       widths[index] = Math.max(widths[index] ?? 0, cell.length);
     });
   }
-  return rows.map((row) =>
-    row
-      .map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0)))
-      .join('  ')
-      .trimEnd(),
-  );
+  const columns = widths.length;
+  const fixed = (from: number) => widths.slice(from, columns - 1).reduce((sum, w) => sum + w + 2, 0);
+  const firstMax = Math.max(12, width - fixed(1) - MIN_TEXT_WIDTH - 2);
+  if (columns > 1 && (widths[0] ?? 0) > firstMax) widths[0] = firstMax;
+  const lastStart = fixed(0);
+  const lastWidth = Math.max(width - lastStart, MIN_TEXT_WIDTH);
+  return rows.flatMap((row) => {
+    const cells = row.map((cell, index) =>
+      index === 0 && columns > 1 ? shorten(cell, widths[0] ?? cell.length) : cell,
+    );
+    const last = cells.at(-1) ?? '';
+    const lead = cells
+      .slice(0, -1)
+      .map((cell, index) => cell.padEnd(widths[index] ?? 0))
+      .join('  ');
+    const pieces = columns > 1 && last.length > lastWidth ? wrapText(last, lastWidth) : [last];
+    return pieces.map((piece, index) =>
+      `${index === 0 ? lead : ' '.repeat(lead.length)}${cells.length > 1 ? '  ' : ''}${piece}`.trimEnd(),
+    );
+  });
 }
 
-function repositoryLines(repository: RepositoryPlan): string[] {
+function repositoryLines(repository: RepositoryPlan, width: number): string[] {
   const lines = [`${repository.name}  (${repository.rule})`];
   if (repository.error !== undefined) {
     lines.push(`  not scanned, left alone: ${repository.error}`);
@@ -49,13 +109,17 @@ function repositoryLines(repository: RepositoryPlan): string[] {
     rows.push([`  ${shortTag(tag.tag)}`, shortDigest(tag.digest), `${verb(tag.decision)}: ${tag.reason}`]);
   const untagged = repository.manifests.filter((m) => m.tags.length === 0);
   for (const manifest of untagged.filter((m) => m.decision === 'delete')) {
-    rows.push([`  (${manifest.role})`, shortDigest(manifest.digest), `deleted: ${manifest.reason}`]);
+    rows.push([
+      `  (${manifest.role})`,
+      shortDigest(manifest.digest),
+      `${verb('delete')}: ${manifest.reason}`,
+    ]);
   }
   const keptUntagged = untagged.filter((m) => m.decision === 'keep');
   for (const manifest of keptUntagged.filter((m) => m.role === 'untagged')) {
-    rows.push(['  (untagged)', shortDigest(manifest.digest), `kept: ${manifest.reason}`]);
+    rows.push(['  (untagged)', shortDigest(manifest.digest), `${verb('keep')}: ${manifest.reason}`]);
   }
-  if (rows.length > 1) lines.push(...table(rows));
+  if (rows.length > 1) lines.push(...table(rows, width));
   const keptDependents = keptUntagged.filter((m) => m.role !== 'untagged').length;
   if (keptDependents > 0)
     lines.push(
@@ -68,19 +132,19 @@ function repositoryLines(repository: RepositoryPlan): string[] {
   return lines;
 }
 
-export function renderPlan(plan: Plan): string {
+export function renderPlan(plan: Plan, width = DEFAULT_WIDTH): string {
   const lines: string[] = [`Plan for ${plan.registry} at ${plan.createdAt}`, ''];
   for (const repository of plan.repositories) {
     if (repository.tags.length === 0 && repository.manifests.length === 0 && repository.error === undefined)
       continue;
-    lines.push(...repositoryLines(repository), '');
+    lines.push(...repositoryLines(repository, width), '');
   }
   const empty = plan.repositories.filter(
     (r) => r.tags.length === 0 && r.manifests.length === 0 && !r.error,
   ).length;
   if (empty > 0) lines.push(`${plural(empty, 'empty repository', 'empty repositories')} not shown`, '');
   lines.push(...planSummary(plan));
-  return `${lines.join('\n')}\n`;
+  return `${fitText(lines.join('\n'), width)}\n`;
 }
 
 export function planSummary(plan: Plan): string[] {
@@ -88,7 +152,7 @@ export function planSummary(plan: Plan): string[] {
   const bound = plan.reclaim.exact ? '' : ' at most';
   const lines = [
     `${plural(t.repositories, 'repository', 'repositories')} scanned${t.repositoriesFailed ? `, ${t.repositoriesFailed} failed` : ''}; ` +
-      `tags: ${t.tagsKept} kept, ${t.tagsDeleted} deleted; manifests: ${t.manifestsKept} kept, ${t.manifestsDeleted} deleted`,
+      `tags: keep ${t.tagsKept}, delete ${t.tagsDeleted}; manifests: keep ${t.manifestsKept}, delete ${t.manifestsDeleted}`,
     `Garbage collection will then free${bound} ${formatBytes(plan.reclaim.bytes)} (${plan.reclaim.bytes} bytes in ${plural(plan.reclaim.blobs, 'blob')})`,
   ];
   for (const caveat of plan.reclaim.caveats) lines.push(`  upper bound: ${caveat}`);
@@ -116,8 +180,8 @@ export function renderDeletionReport(report: DeletionReport, opts: { collectHint
     lines.push(`  failed ${failure.repository}@${failure.digest}: ${failure.error}`);
   if (deleted > 0 && opts.collectHint !== false) {
     lines.push(
-      "Space is reclaimed when the registry's garbage collector runs on the host " +
-        '(registry garbage-collect <config>, without --delete-untagged on 2.x), followed by a registry restart.',
+      'Space is reclaimed when garbage collection runs on the registry host: registry-janitor gc there, ' +
+        'or clean with --gc local|ssm.',
     );
   }
   return `${lines.join('\n')}\n`;
@@ -150,25 +214,31 @@ function collectionLine(gc: GarbageCollection): string {
 }
 
 /** The run report for a person: failures first, then what was done, measured against what was promised. */
-export function renderRunReport(report: RunReport): string {
+export function renderRunReport(report: RunReport, width = DEFAULT_WIDTH): string {
   const lines: string[] = [];
   if (report.outcome === 'failed') {
     lines.push(`FAILED: ${report.problems[0] ?? 'see below'}`);
     for (const problem of report.problems.slice(1)) lines.push(`  also: ${problem}`);
     lines.push('');
   }
-  lines.push(
-    renderDeletionReport(report.deletions, { collectHint: !report.garbageCollection.ran }).trimEnd(),
-  );
+  const d = report.deletions;
+  // A plan with nothing to delete (always so for gc) has no deletions to report.
+  const planned = report.plan.totals.manifestsDeleted > 0;
+  if (planned || d.deleted.length + d.skipped.length + d.failed.length > 0 || d.stoppedBy) {
+    lines.push(renderDeletionReport(d, { collectHint: !report.garbageCollection.ran }).trimEnd());
+  }
   lines.push(collectionLine(report.garbageCollection));
   const { estimatedBytes, estimateExact, measuredBytes, unreferencedBytes } = report.reclaimed;
   const unreferenced = unreferencedBytes ? ` + ${unreferencedBytes} bytes already unreferenced` : '';
   const estimate = `${estimateExact ? '' : 'at most '}${formatBytes(estimatedBytes)} (${estimatedBytes} bytes${unreferenced})`;
-  lines.push(
+  // Without deletions or a look at the storage, there is no estimate to hold the measurement against.
+  const estimated = planned || unreferencedBytes !== undefined;
+  const measured =
     measuredBytes === undefined
-      ? `Reclaimable: ${estimate}, once garbage collection runs`
-      : `Reclaimed: ${formatBytes(measuredBytes)} (${measuredBytes} bytes) measured on the host; plan estimate ${estimate}`,
-  );
+      ? undefined
+      : `Reclaimed: ${formatBytes(measuredBytes)} (${measuredBytes} bytes) measured on the host`;
+  if (measured) lines.push(estimated ? `${measured}; plan estimate ${estimate}` : measured);
+  else if (estimated) lines.push(`Reclaimable: ${estimate}, once garbage collection runs`);
   const v = report.verification;
   lines.push(
     v.broken.length === 0
@@ -177,15 +247,15 @@ export function renderRunReport(report: RunReport): string {
   );
   for (const broken of v.broken) lines.push(`  BROKEN ${broken.repository}:${broken.tag}: ${broken.problem}`);
   lines.push(`${report.outcome === 'succeeded' ? 'Done' : 'Failed'} in ${report.durationSeconds} s.`);
-  return `${lines.join('\n')}\n`;
+  return `${fitText(lines.join('\n'), width)}\n`;
 }
 
-export function renderVerification(verification: Verification): string {
+export function renderVerification(verification: Verification, width = DEFAULT_WIDTH): string {
   const lines = verification.broken.map((b) => `BROKEN ${b.repository}:${b.tag}: ${b.problem}`);
   lines.push(
     verification.broken.length === 0
       ? `All ${plural(verification.tags, 'tag')} resolve completely (${plural(verification.manifests, 'manifest')}, ${plural(verification.blobs, 'blob')} checked).`
       : `${verification.broken.length} of ${plural(verification.tags, 'tag')} broken.`,
   );
-  return `${lines.join('\n')}\n`;
+  return `${fitText(lines.join('\n'), width)}\n`;
 }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MAINTENANCE_SCRIPT_PATH } from '../../lambda/host/script.js';
+import { maintenanceScriptPath } from '../../lambda/host/script.js';
 import { parseHostOutput } from '../../lambda/host/summary.js';
 import type { HostParams, HostSummary } from '../../lambda/ports.js';
 import {
@@ -25,7 +25,7 @@ export interface ScriptResult {
  */
 export function runScript(env: NodeJS.ProcessEnv): Promise<ScriptResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', [MAINTENANCE_SCRIPT_PATH], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', [maintenanceScriptPath()], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

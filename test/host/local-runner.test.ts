@@ -1,7 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LocalRunner } from '../../lambda/host/local-runner.js';
 import { HostParameterError } from '../../lambda/host/script.js';
 
@@ -11,33 +8,14 @@ const COLLECT_FAILED =
   '{"registryJanitor":1,"action":"collect","status":"failed","reason":"interrupted","mode":"online","version":null,"blobsMarked":null,"blobsDeleted":null,"manifestsDeleted":null,"bytesBefore":null,"bytesAfter":null,"bytesFreed":null,"diskUsedPercentBefore":null,"diskUsedPercentAfter":null,"restarted":false,"gcExitCode":null,"log":null,"durationSeconds":0}';
 
 describe('LocalRunner', () => {
-  let dir: string;
-
-  const script = async (name: string, body: string): Promise<string> => {
-    const path = join(dir, name);
-    await writeFile(path, body);
-    return path;
-  };
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'registry-janitor-runner-'));
-  });
-
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
   it('hands over the RJ_* variables of the parameters only, and maps the exit code, summary and output', async () => {
-    const scriptPath = await script(
-      'env.sh',
-      `echo "container=\${RJ_CONTAINER-unset} port=\${RJ_REGISTRY_PORT-unset} base=\${BASE-unset}" >&2
+    const script = `echo "container=\${RJ_CONTAINER-unset} port=\${RJ_REGISTRY_PORT-unset} base=\${BASE-unset}" >&2
 echo "R web"
 echo '${INVENTORY_DONE}'
 exit 3
-`,
-    );
+`;
     const runner = new LocalRunner({
-      scriptPath,
+      script,
       env: { PATH: process.env.PATH, BASE: 'kept', RJ_CONTAINER: 'stale' },
     });
 
@@ -53,15 +31,12 @@ exit 3
   });
 
   it('keeps only the end of a collection that prints a lot, and still finds its summary', async () => {
-    const scriptPath = await script(
-      'noisy.sh',
-      `i=0; while [ $i -lt 20000 ]; do echo "blob eligible for deletion: line $i"; i=$((i+1)); done
+    const script = `i=0; while [ $i -lt 20000 ]; do echo "blob eligible for deletion: line $i"; i=$((i+1)); done
 echo '${COLLECT_FAILED}'
 exit 1
-`,
-    );
+`;
 
-    const run = await new LocalRunner({ scriptPath }).run('collect', {});
+    const run = await new LocalRunner({ script }).run('collect', {});
 
     expect(run.exitCode).toBe(1);
     expect(run.summary).toMatchObject({ action: 'collect', status: 'failed', reason: 'interrupted' });
@@ -69,9 +44,9 @@ exit 1
   });
 
   it('says so when the script printed no summary', async () => {
-    const scriptPath = await script('crash.sh', 'echo "half an inventory"\necho "boom" >&2\nexit 2\n');
+    const script = 'echo "half an inventory"\necho "boom" >&2\nexit 2\n';
 
-    const run = await new LocalRunner({ scriptPath }).run('inventory', {});
+    const run = await new LocalRunner({ script }).run('inventory', {});
 
     expect(run).toEqual({
       state: 'finished',
@@ -82,31 +57,28 @@ exit 1
   });
 
   it('sends SIGTERM to the whole script on timeout and reports what it printed then', async () => {
-    const scriptPath = await script(
-      'slow.sh',
-      `trap 'echo '"'"'${COLLECT_FAILED}'"'"'; exit 143' TERM
+    const script = `trap 'echo '"'"'${COLLECT_FAILED}'"'"'; exit 143' TERM
 sleep 30 &
 wait
-`,
-    );
+`;
     const started = Date.now();
 
-    const run = await new LocalRunner({ scriptPath, timeoutMs: 300 }).run('collect', {});
+    const run = await new LocalRunner({ script, timeoutMs: 300 }).run('collect', {});
 
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(run).toMatchObject({ stopped: 'timeout', exitCode: 143, summary: { reason: 'interrupted' } });
   });
 
   it('kills a script that ignores SIGTERM after the grace period', async () => {
-    const scriptPath = await script('stubborn.sh', "trap '' TERM\nsleep 30\n");
+    const script = "trap '' TERM\nsleep 30\n";
 
-    const run = await new LocalRunner({ scriptPath, timeoutMs: 200, killGraceMs: 200 }).run('collect', {});
+    const run = await new LocalRunner({ script, timeoutMs: 200, killGraceMs: 200 }).run('collect', {});
 
     expect(run).toMatchObject({ stopped: 'timeout', exitCode: 137 });
   });
 
   it('refuses invalid parameters without running anything', async () => {
-    const runner = new LocalRunner({ scriptPath: join(dir, 'does-not-exist.sh') });
+    const runner = new LocalRunner({ script: 'exit 0' });
 
     await expect(runner.run('collect', { container: 'registry; reboot' })).rejects.toThrow(
       HostParameterError,

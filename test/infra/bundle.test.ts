@@ -9,7 +9,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ESM_REQUIRE_BANNER } from '../../infra/registry-janitor.js';
 import { DEFAULT_STACK_NAME, RegistryJanitorStack } from '../../infra/registry-janitor-stack.js';
-import { MAINTENANCE_SCRIPT_PATH } from '../../lambda/host/script.js';
+import { maintenanceScriptPath } from '../../lambda/host/script.js';
 import { cdkJsonContext } from './stacks.js';
 
 const run = promisify(execFile);
@@ -34,7 +34,7 @@ describe('the bundled function', () => {
     const bundle = join(assetDir, 'index.mjs');
     expect((await readFile(bundle, 'utf8')).startsWith(ESM_REQUIRE_BANNER)).toBe(true);
     expect(await readFile(join(assetDir, 'maintenance.sh'), 'utf8')).toBe(
-      await readFile(MAINTENANCE_SCRIPT_PATH, 'utf8'),
+      await readFile(maintenanceScriptPath(), 'utf8'),
     );
 
     const { stdout } = await run(
