@@ -15,7 +15,7 @@ import { SsmRunner } from './host/ssm-runner.js';
 import { createLimit } from './limit.js';
 import type { HostRunner, StorageLister } from './ports.js';
 import { createRegistryClient } from './registry/client.js';
-import { defaultDockerConfigPath, lookupDockerConfig } from './registry/docker-config.js';
+import { resolveDockerCredentials } from './registry/docker-config.js';
 import { formatBytes, renderPlan, renderRunReport, renderVerification } from './report/format.js';
 import { FilesystemStorage, StorageRootError } from './storage/filesystem.js';
 import { currentTags, verifyTags } from './verify.js';
@@ -254,11 +254,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       env: io.env,
       readFile: (path) => readFile(path, 'utf8'),
       readStdin: () => readAll(io.stdin),
-      dockerCredentials: async (host) => {
-        const found = await lookupDockerConfig(host, defaultDockerConfigPath(io.env));
-        if (found.credentialHelper) return { helper: found.credentialHelper };
-        return found.credentials ? { ...found.credentials } : undefined;
-      },
+      dockerCredentials: (host) => resolveDockerCredentials(host, { env: io.env }),
     });
   } catch (error) {
     return usageFailure(io, error);
