@@ -15,7 +15,7 @@ import { LocalRunner } from './host/local-runner.js';
 import { createLimit } from './limit.js';
 import type { HostRunner, StorageLister } from './ports.js';
 import { createRegistryClient, type HttpExchange } from './registry/client.js';
-import { defaultDockerConfigPath, lookupDockerConfig } from './registry/docker-config.js';
+import { resolveDockerCredentials } from './registry/docker-config.js';
 import {
   DEFAULT_WIDTH,
   fitText,
@@ -251,11 +251,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       env: io.env,
       readFile: (path) => readFile(path, 'utf8'),
       readStdin: () => readAll(io.stdin),
-      dockerCredentials: async (host) => {
-        const found = await lookupDockerConfig(host, defaultDockerConfigPath(io.env));
-        if (found.credentialHelper) return { helper: found.credentialHelper };
-        return found.credentials ? { ...found.credentials } : undefined;
-      },
+      dockerCredentials: (host) => resolveDockerCredentials(host, { env: io.env }),
     });
   } catch (error) {
     return usageFailure(io, error, parsed?.command ?? argv.find((arg) => !arg.startsWith('-')));

@@ -70,10 +70,8 @@ export interface ConfigSources {
   readonly env: NodeJS.ProcessEnv;
   readFile(path: string): Promise<string>;
   readStdin(): Promise<string>;
-  /** Credentials the Docker CLI would use for a host, or the name of the helper that keeps them. */
-  dockerCredentials(
-    host: string,
-  ): Promise<{ username: string; password: string } | { helper: string } | undefined>;
+  /** Credentials the Docker CLI would use for a host, from its credential helper or its config file. */
+  dockerCredentials(host: string): Promise<{ username: string; password: string } | undefined>;
 }
 
 export class UsageError extends Error {
@@ -293,7 +291,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   }
 
   const warnings: string[] = [];
-  const credentials = await resolveCredentials(v, registryUrl, sources, problems, warnings);
+  const credentials = await resolveCredentials(v, registryUrl, sources, problems);
   if (problems.length > 0 || !policy || !registryUrl || !command) throw new UsageError(problems);
   return {
     // clean --dry-run shows what clean would do: the plan.
@@ -345,7 +343,6 @@ async function resolveCredentials(
   registryUrl: string | undefined,
   sources: ConfigSources,
   problems: string[],
-  warnings: string[],
 ): Promise<CredentialSource> {
   if (v.username !== undefined || v['password-stdin']) {
     if (v.username === undefined || !v['password-stdin']) {
@@ -367,15 +364,11 @@ async function resolveCredentials(
   if (!registryUrl) return { kind: 'none' };
   try {
     const found = await sources.dockerCredentials(new URL(registryUrl).host);
-    if (found && 'helper' in found) {
-      warnings.push(
-        `the Docker config keeps credentials for ${new URL(registryUrl).host} in the helper "${found.helper}", which is not run: if the registry needs a login, pass --username with --password-stdin, or set REGISTRY_USERNAME and REGISTRY_PASSWORD`,
-      );
-      return { kind: 'none' };
-    }
     return found ? { kind: 'docker-config', ...found } : { kind: 'none' };
   } catch (error) {
-    problems.push((error as Error).message);
+    problems.push(
+      `${(error as Error).message}; instead of the Docker config, pass --username with --password-stdin, or set REGISTRY_USERNAME and REGISTRY_PASSWORD`,
+    );
     return { kind: 'none' };
   }
 }

@@ -1,10 +1,16 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from './cli-runner.js';
+import { parsePlan, runCli } from './cli-runner.js';
+import {
+  type HelperBehaviour,
+  installCredentialHelper,
+  type StandInHelper,
+} from './support/credential-helper.js';
 import { headManifest, pushImage } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { blobDataPath, setRevisionPushTime, setTagPushTime } from './support/storage.js';
@@ -134,5 +140,138 @@ describe('the installed command', () => {
     expect(result.stdout).toContain('Deleted 1 manifest,');
     expect(await headManifest(reg, 'fine/app', 'old')).toBeUndefined();
     expect(await headManifest(reg, 'broken/app', 'v1')).toBe(broken.digest);
+  });
+});
+
+describe('Docker credential helpers', () => {
+  let reg: TestRegistry | undefined;
+  let helper: StandInHelper | undefined;
+  let dockerConfig: string | undefined;
+  afterEach(async () => {
+    await reg?.stop();
+    await helper?.remove();
+    if (dockerConfig) await rm(dockerConfig, { recursive: true, force: true });
+    reg = undefined;
+    helper = undefined;
+    dockerConfig = undefined;
+  });
+
+  /** The environment of someone whose Docker config names the stand-in helper. */
+  async function helperEnv(config: object, behaviour: HelperBehaviour): Promise<NodeJS.ProcessEnv> {
+    helper = await installCredentialHelper(behaviour);
+    dockerConfig = await mkdtemp(join(tmpdir(), 'docker-config-'));
+    await writeFile(join(dockerConfig, 'config.json'), JSON.stringify(config));
+    return { ...helper.env, DOCKER_CONFIG: dockerConfig };
+  }
+
+  it('plans a password-protected registry with the password the helper gives', async () => {
+    // Prepare
+    reg = await startRegistry({ auth: 'basic' });
+    await pushImage(reg, 'private/app', 'x', {});
+    const { username = '', password = '' } = reg.credentials ?? {};
+    const env = await helperEnv(
+      { credHelpers: { [reg.host]: 'fake' }, auths: { [reg.host]: {} } },
+      { answers: { [reg.host]: { Username: username, Secret: password } } },
+    );
+
+    // Act
+    const result = await runCli(['plan', '--registry', reg.url, '--keep-last', '1', '--json'], { env });
+
+    // Assess
+    expect(parsePlan(result).repositories.map((r) => [r.name, r.tags.map((t) => t.tag)])).toEqual([
+      ['private/app', ['x']],
+    ]);
+    expect(await helper?.requests()).toEqual([reg.host]);
+    expect(result.stderr).not.toContain(password);
+    expect(result.stdout).not.toContain(password);
+  });
+
+  it('goes on anonymously, without a warning, when the helper has no credentials for the host', async () => {
+    // Prepare
+    reg = await startRegistry();
+    await pushImage(reg, 'public/app', 'x', {});
+    const env = await helperEnv({ credsStore: 'fake' }, {});
+
+    // Act
+    const result = await runCli(['plan', '--registry', reg.url, '--keep-last', '1', '--json'], { env });
+
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(parsePlan(result).repositories.map((r) => r.name)).toEqual(['public/app']);
+    expect(await helper?.requests()).toEqual([reg.host]);
+  });
+
+  it('stops with exit 2 naming the helper, what it said and the fix, and never shows the secret', async () => {
+    // Prepare
+    const secret = `s3cret-${randomBytes(9).toString('base64url')}`;
+    const env = await helperEnv(
+      { credsStore: 'fake' },
+      {
+        otherwise: {
+          exitCode: 1,
+          stdout: `{"ServerURL":"127.0.0.1:1","Username":"ci","Secret":"${secret}"}`,
+          stderr: 'error: the keyring is locked\n',
+        },
+      },
+    );
+    const config = join(dockerConfig ?? '', 'config.json');
+
+    // Act
+    const result = await runCli(['plan', '--registry', 'http://127.0.0.1:1', '--keep-last', '1'], { env });
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr.split('\n')[0]).toBe(
+      `error: ${config}: credsStore "fake": docker-credential-fake get exited with 1: error: the keyring is locked; instead of the Docker config, pass --username with --password-stdin, or set REGISTRY_USERNAME and REGISTRY_PASSWORD`,
+    );
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(`${result.stdout}${result.stderr}`).not.toContain(secret);
+  });
+
+  it('stops with exit 2 on an identity token, saying how to log in instead, without showing it', async () => {
+    // Prepare
+    const secret = `t0ken-${randomBytes(9).toString('base64url')}`;
+    const env = await helperEnv(
+      { credHelpers: { '127.0.0.1:1': 'fake' } },
+      { answers: { '127.0.0.1:1': { Username: '<token>', Secret: secret } } },
+    );
+
+    // Act
+    const result = await runCli(['plan', '--registry', 'http://127.0.0.1:1', '--keep-last', '1'], { env });
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      'docker-credential-fake holds an identity token for 127.0.0.1:1 (Username "<token>"), and identity tokens are not supported; instead of the Docker config, pass --username with --password-stdin, or set REGISTRY_USERNAME and REGISTRY_PASSWORD',
+    );
+    expect(`${result.stdout}${result.stderr}`).not.toContain(secret);
+  });
+
+  it('does not run a helper when --username and --password-stdin are given', async () => {
+    // Prepare
+    reg = await startRegistry({ auth: 'basic' });
+    await pushImage(reg, 'private/app', 'x', {});
+    const env = await helperEnv({ credsStore: 'fake' }, { otherwise: { exitCode: 1, stderr: 'broken' } });
+
+    // Act
+    const result = await runCli(
+      [
+        'plan',
+        '--registry',
+        reg.url,
+        '--keep-last',
+        '1',
+        '--json',
+        '--username',
+        'janitor',
+        '--password-stdin',
+      ],
+      { env, input: `${reg.credentials?.password}\n` },
+    );
+
+    // Assess
+    expect(parsePlan(result).repositories.map((r) => r.name)).toEqual(['private/app']);
+    expect(await helper?.requests()).toEqual([]);
   });
 });

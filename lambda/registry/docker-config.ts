@@ -1,6 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import {
+  CredentialHelperError,
+  credentialHelperExecutable,
+  getFromCredentialHelper,
+  type HelperAnswer,
+  isCredentialHelperName,
+} from './credential-helper.js';
 import { RegistryError } from './errors.js';
 
 export interface UserPassword {
@@ -8,15 +15,24 @@ export interface UserPassword {
   readonly password: string;
 }
 
+export interface CredentialHelperSetting {
+  /** The suffix of `docker-credential-<name>`, already checked to be a plain file name. */
+  readonly name: string;
+  /** Where the file names it: `credHelpers["host"]` or `credsStore`. */
+  readonly setting: string;
+  /** The server addresses to ask it for, in order: the host, then other spellings of it from `auths`. */
+  readonly serverAddresses: readonly string[];
+}
+
 export interface DockerConfigLookup {
   readonly path: string;
-  /** Credentials written in the file for the host, when Docker itself would use them. */
-  readonly credentials?: UserPassword;
   /**
-   * Set when Docker keeps this host's credentials in a helper (`credHelpers[host]`, or `credsStore` for every
-   * host), which this tool does not run: the caller should ask for --username/--password instead.
+   * Credentials written in `auths` for the host, when Docker itself would use them: never with a
+   * `credHelpers` entry, and with a `credsStore` only when the helper has none for the host.
    */
-  readonly credentialHelper?: string;
+  readonly credentials?: UserPassword;
+  /** The helper Docker asks for this host's credentials (`credHelpers[host]`, else `credsStore`). */
+  readonly credentialHelper?: CredentialHelperSetting;
 }
 
 export class DockerConfigError extends RegistryError {
@@ -45,9 +61,45 @@ export async function readDockerConfigCredentials(
 }
 
 /**
- * Looks `host` up like the Docker CLI: a `credHelpers` entry wins, then `credsStore`, then `auths`. Keys in
- * `auths` may be written as `host`, `https://host`, `http://host` or `https://host/v1/`. A missing file is
- * not an error; a malformed one is.
+ * The username and password Docker would use for `host`: from its credential helper, run as the Docker CLI
+ * runs it with `env` (its PATH finds the helper), else from the file. A helper without credentials for the
+ * host means anonymous access, unless `credsStore` is set and `auths` holds a username and password.
+ */
+export async function resolveDockerCredentials(
+  host: string,
+  options: { path?: string; env: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<UserPassword | undefined> {
+  const path = options.path ?? defaultDockerConfigPath(options.env);
+  const lookup = await lookupDockerConfig(host, path);
+  const helper = lookup.credentialHelper;
+  if (!helper) return lookup.credentials;
+  const executable = credentialHelperExecutable(helper.name);
+  for (const serverAddress of helper.serverAddresses) {
+    let answer: HelperAnswer;
+    try {
+      answer = await getFromCredentialHelper(helper.name, serverAddress, {
+        env: options.env,
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      });
+    } catch (error) {
+      if (!(error instanceof CredentialHelperError)) throw error;
+      throw new DockerConfigError(path, `${helper.setting} ${JSON.stringify(helper.name)}: ${error.message}`);
+    }
+    if (answer.kind === 'password') return { username: answer.username, password: answer.password };
+    if (answer.kind === 'identity-token') {
+      throw new DockerConfigError(
+        path,
+        `${helper.setting} ${JSON.stringify(helper.name)}: ${executable} holds an identity token for ${serverAddress} (Username "<token>"), and identity tokens are not supported`,
+      );
+    }
+  }
+  return lookup.credentials;
+}
+
+/**
+ * Looks `host` up like the Docker CLI, without running a helper: a `credHelpers` entry wins, then `credsStore`
+ * (falling back to `auths`), then `auths`. Keys in `auths` may be written as `host`, `https://host`,
+ * `http://host` or `https://host/v1/`. A missing file is not an error; a malformed one is.
  */
 export async function lookupDockerConfig(
   host: string,
@@ -70,22 +122,45 @@ export async function lookupDockerConfig(
 
   const wanted = normaliseHost(host);
   const helpers = isRecord(config.credHelpers) ? config.credHelpers : {};
-  for (const [key, helper] of Object.entries(helpers)) {
-    if (normaliseHost(key) === wanted && typeof helper === 'string' && helper) {
-      return { path, credentialHelper: helper };
+  for (const [key, name] of Object.entries(helpers)) {
+    if (normaliseHost(key) === wanted && typeof name === 'string' && name) {
+      const setting = `credHelpers[${JSON.stringify(key)}]`;
+      return { path, credentialHelper: helperSetting(path, setting, name, [host]) };
     }
-  }
-  if (typeof config.credsStore === 'string' && config.credsStore) {
-    return { path, credentialHelper: config.credsStore };
   }
 
   const auths = isRecord(config.auths) ? config.auths : {};
-  for (const [key, entry] of Object.entries(auths)) {
-    if (normaliseHost(key) !== wanted || !isRecord(entry)) continue;
-    const credentials = entryCredentials(path, key, entry);
-    if (credentials) return { path, credentials };
+  const keys = Object.keys(auths).filter((key) => normaliseHost(key) === wanted);
+  let credentials: UserPassword | undefined;
+  for (const key of keys) {
+    const entry = auths[key];
+    credentials = isRecord(entry) ? entryCredentials(path, key, entry) : undefined;
+    if (credentials) break;
   }
-  return { path };
+  if (typeof config.credsStore === 'string' && config.credsStore) {
+    const addresses = [host, ...keys.filter((key) => key !== host)];
+    return {
+      path,
+      credentialHelper: helperSetting(path, 'credsStore', config.credsStore, addresses),
+      ...(credentials ? { credentials } : {}),
+    };
+  }
+  return credentials ? { path, credentials } : { path };
+}
+
+function helperSetting(
+  path: string,
+  setting: string,
+  name: string,
+  serverAddresses: string[],
+): CredentialHelperSetting {
+  if (!isCredentialHelperName(name)) {
+    throw new DockerConfigError(
+      path,
+      `${setting}: ${JSON.stringify(name.slice(0, 80))} is not a credential helper name; Docker runs docker-credential-<name>, so use only letters, digits, ".", "_" and "-", e.g. "pass"`,
+    );
+  }
+  return { name, setting, serverAddresses };
 }
 
 function entryCredentials(
