@@ -116,6 +116,61 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     expect(result.stdout).toMatch(/^Verified: all 1 kept tag resolve completely \(1 manifest, 2 blobs\)$/m);
   });
 
+  it('gc collects what an earlier clean left behind, and verifies every tag', async () => {
+    // Prepare: a clean that deleted without collecting
+    await setUp();
+    await pushStaleAndCurrent(reg, 'app', { staleLayerSizes: [8192] });
+    const deleted = await runCli([
+      'clean',
+      '--registry',
+      reg.url,
+      '--storage-root',
+      reg.root,
+      '--keep-last',
+      '1',
+      '--yes',
+    ]);
+    expect(deleted.stdout).toMatch(/^Garbage collection: not run \(not requested\)$/m);
+    const before = await blobSizes(reg);
+
+    // Act
+    const result = await runCli(['gc', '--registry', reg.url, ...hostArgs(), '--json'], { env: docker.env });
+    const text = await runCli(['gc', '--registry', reg.url, ...hostArgs()], {
+      env: { ...docker.env, COLUMNS: '250' },
+    });
+
+    // Assess
+    expect(result.code).toBe(0);
+    const { report } = JSON.parse(result.stdout) as { report: RunReport };
+    const freed = freedBytes(before, await blobSizes(reg));
+    expect(freed).toBeGreaterThan(8192);
+    expect(report.reclaimed.measuredBytes).toBe(freed);
+    expect(report.deletions.deleted).toEqual([]);
+    expect(report.verification).toMatchObject({ tags: 1, broken: [] });
+    expect(text.code).toBe(0);
+    expect(text.stdout).not.toMatch(/^Deleted /m);
+    expect(text.stdout).toMatch(/^Garbage collection: done, mode online, registry 2\.8\.2, 0 blobs deleted/m);
+    expect(text.stdout).toMatch(/^Reclaimed: 0 B \(0 bytes\) measured on the host$/m);
+    expect(text.stdout).toMatch(/^Verified: all 1 kept tag resolve completely/m);
+    expect(await skopeoPull(reg, 'app', 'new')).toEqual({ ok: true });
+  });
+
+  it('clean --gc collects when nothing is left to delete but the storage shows unreferenced blobs', async () => {
+    await setUp();
+    await pushStaleAndCurrent(reg, 'app', { staleLayerSizes: [8192] });
+    await runCli(['clean', '--registry', reg.url, '--storage-root', reg.root, '--keep-last', '1', '--yes']);
+    const before = await blobSizes(reg);
+
+    const result = await clean(['--storage-root', reg.root, '--keep-last', '1']);
+
+    expect(result.code).toBe(0);
+    const { plan, report } = JSON.parse(result.stdout) as { plan: Plan; report: RunReport };
+    expect(plan.totals.manifestsDeleted).toBe(0);
+    expect(report.garbageCollection).toMatchObject({ ran: true, summary: { status: 'done' } });
+    expect(report.reclaimed.unreferencedBytes).toBe(freedBytes(before, await blobSizes(reg)));
+    expect(report.reclaimed.measuredBytes).toBe(report.reclaimed.unreferencedBytes);
+  });
+
   it('leaves a re-pushed image complete after collecting its layers (the registry is restarted)', async () => {
     // Prepare: image X is pushed, goes stale, is cleaned and its layers collected
     await setUp();
