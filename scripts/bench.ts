@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Inventory, Manifest, Repository, Tag } from '../lambda/domain/inventory.js';
@@ -18,9 +20,11 @@ import { encodeJson, MediaTypes, randomGzipBlob, sha256Digest } from '../test/su
 import { installDockerStandIn } from '../test/support/docker-stand-in.js';
 import { putManifest, uploadBlob } from '../test/support/images.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
+import { bundleCli } from './build.js';
 import { stopOnInterrupt } from './interrupt.js';
 import { runCli } from './run-cli.js';
 
+const run = promisify(execFile);
 const GiB = 1024 ** 3;
 const DAY = 86_400_000;
 
@@ -30,7 +34,8 @@ const SCALE = {
   registry: { repositories: SMALL ? 20 : 200, tags: 25, untagged: 5, concurrency: 8 },
   inventory: { repositories: SMALL ? 100 : 1000, revisions: 100, tags: 10 },
 };
-const TARGET = { planMs: 5_000, planHeapBytes: GiB, scanMs: 60_000, inventoryMs: 60_000 };
+const TARGET = { planMs: 5_000, planHeapBytes: GiB, scanMs: 60_000, inventoryMs: 60_000, startupRatio: 3 };
+const STARTUP_RUNS = 15;
 const PUSH_CONCURRENCY = 16;
 
 interface Row {
@@ -300,6 +305,43 @@ async function benchScan(): Promise<void> {
   }
 }
 
+const median = (values: readonly number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+async function timeProcess(args: readonly string[]): Promise<number> {
+  const startedAt = performance.now();
+  await run(process.execPath, [...args]);
+  return performance.now() - startedAt;
+}
+
+/** The packaged command's start: `registry-janitor --version` from the bundle against a bare `node -e 0`. */
+async function benchStartup(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'registry-janitor-bench-'));
+  try {
+    const bundle = join(dir, 'registry-janitor.mjs');
+    await bundleCli('esm', bundle);
+    log(`start-up: ${STARTUP_RUNS} runs each of node -e 0 and the bundle's --version, alternating…`);
+    const bare: number[] = [];
+    const command: number[] = [];
+    for (let n = 0; n < STARTUP_RUNS; n += 1) {
+      bare.push(await timeProcess(['-e', '0']));
+      command.push(await timeProcess([bundle, '--version']));
+    }
+    const ratio = median(command) / median(bare);
+    rows.push(
+      { what: 'start-up: node -e 0 (median)', measured: seconds(median(bare)), target: '-' },
+      {
+        what: 'start-up: registry-janitor --version, bundle (median)',
+        measured: `${seconds(median(command))} (${ratio.toFixed(1)}×)`,
+        target: `< ${TARGET.startupRatio}× node -e 0`,
+        pass: ratio < TARGET.startupRatio,
+      },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * The host script's inventory over 100,000 revisions: the storage layout is written straight to disk (the
  * script reads only link files and their mtimes), then `inventory` runs through the local runner with the
@@ -378,6 +420,7 @@ async function main(): Promise<number> {
   const startedAt = performance.now();
   log(`bench (${SMALL ? 'small' : 'full'} scale; BENCH_SCALE=small for a quick run)`);
   benchPlanning();
+  await benchStartup();
   await benchScan();
   await benchInventory();
   const lines = table([
