@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from './cli-runner.js';
+import { parsePlan, runCli } from './cli-runner.js';
+import { type DockerStandIn, installDockerStandIn } from './support/docker-stand-in.js';
 import { headManifest, pushImage } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { blobDataPath, setRevisionPushTime, setTagPushTime } from './support/storage.js';
+import { backdate, blobDataPath, setRevisionPushTime, setTagPushTime } from './support/storage.js';
 
 const run = promisify(execFile);
 
@@ -125,5 +126,44 @@ describe('the installed command', () => {
     expect(result.stdout).toContain('Deleted 1 manifest,');
     expect(await headManifest(reg, 'fine/app', 'old')).toBeUndefined();
     expect(await headManifest(reg, 'broken/app', 'v1')).toBe(broken.digest);
+  });
+});
+
+describe('plan --storage-from-host on the Docker host', () => {
+  let reg: TestRegistry | undefined;
+  let docker: DockerStandIn | undefined;
+  afterEach(async () => {
+    await docker?.close();
+    await reg?.stop();
+    docker = undefined;
+    reg = undefined;
+  });
+
+  it('reads the storage through docker exec in the registry container, and finds untagged manifests', async () => {
+    // Prepare: an untagged manifest that only the storage knows of
+    reg = await startRegistry();
+    docker = await installDockerStandIn(reg);
+    const untagged = await pushImage(reg, 'team/app', undefined, {});
+    await backdate(reg, 'team/app', untagged.digest, 3);
+    const current = await pushImage(reg, 'team/app', 'latest', {});
+
+    // Act
+    const result = await runCli(
+      ['plan', '--registry', reg.url, '--storage-from-host', '--keep-last', '1', '--json'],
+      { env: docker.env },
+    );
+
+    // Assess
+    const plan = parsePlan(result);
+    const manifests = plan.repositories.find((r) => r.name === 'team/app')?.manifests ?? [];
+    expect(manifests.map((m) => [m.digest, m.decision, m.reason]).sort()).toEqual(
+      [
+        [current.digest, 'keep', expect.any(String)],
+        [untagged.digest, 'delete', 'untagged for 3d'],
+      ].sort(),
+    );
+    const calls = await docker.calls();
+    expect(calls.map((argv) => argv.slice(0, 3))).toEqual([['exec', 'registry', 'sh']]);
+    expect(await headManifest(reg, 'team/app', untagged.digest)).toBe(untagged.digest);
   });
 });
