@@ -129,7 +129,7 @@ describe('the installed command', () => {
   });
 });
 
-describe('plan --storage-from-host on the Docker host', () => {
+describe('storage on a Docker host', () => {
   let reg: TestRegistry | undefined;
   let docker: DockerStandIn | undefined;
   afterEach(async () => {
@@ -165,5 +165,32 @@ describe('plan --storage-from-host on the Docker host', () => {
     const calls = await docker.calls();
     expect(calls.map((argv) => argv.slice(0, 3))).toEqual([['exec', 'registry', 'sh']]);
     expect(await headManifest(reg, 'team/app', untagged.digest)).toBe(untagged.digest);
+  });
+
+  it('answers a --storage-root without registry data with the command that prints the host path', async () => {
+    // Prepare: the registry's storage is a container volume; the user gives a folder that is not it
+    const registry = await startRegistry();
+    reg = registry;
+    docker = await installDockerStandIn(registry);
+    await pushImage(registry, 'app', 'v1', {});
+    const wrong = await mkdtemp(join(tmpdir(), 'not-a-registry-'));
+    const plan = (root: string) =>
+      runCli(['plan', '--registry', registry.url, '--storage-root', root, '--keep-last', '1']);
+
+    // Act
+    const refused = await plan(wrong);
+
+    // Assess: a few short lines, the command among them; running it gives the root that works
+    expect(refused.code).toBe(2);
+    const lines = refused.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe(`error: --storage-root ${wrong} holds no registry data`);
+    expect(lines.length).toBeLessThanOrEqual(8);
+    const command = lines.find((line) => line.trimStart().startsWith('docker inspect '))?.trim() ?? '';
+    expect(lines.filter((line) => line.trim() !== command).every((line) => line.length <= 80)).toBe(true);
+    expect(refused.stderr).toContain('--storage-from-host');
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    const printed = await run('sh', ['-c', command], { env: docker.env });
+    expect(printed.stdout.trim()).toBe(registry.root);
+    expect((await plan(printed.stdout.trim())).code).toBe(0);
   });
 });
