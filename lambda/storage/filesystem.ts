@@ -52,9 +52,14 @@ async function mtime(path: string): Promise<string | undefined> {
  */
 export class FilesystemStorage implements StorageLister {
   private readonly repositoriesDir: string;
+  readonly label: string;
+  readonly mismatchFix =
+    "Give this registry's storage root, or let the host script read the storage\n" +
+    'inside its container: --storage-from-host.';
 
   constructor(readonly root: string) {
     this.repositoriesDir = join(root, 'docker', 'registry', 'v2', 'repositories');
+    this.label = `--storage-root ${root}`;
   }
 
   async list(): Promise<Map<string, StoredRepository>> {
