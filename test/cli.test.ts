@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePlan, runCli } from './cli-runner.js';
-import { type DockerStandIn, installDockerStandIn } from './support/docker-stand-in.js';
+import { DAEMON_DOWN, type DockerStandIn, installDockerStandIn } from './support/docker-stand-in.js';
 import { headManifest, pushImage } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { backdate, blobDataPath, setRevisionPushTime, setTagPushTime } from './support/storage.js';
@@ -165,6 +165,20 @@ describe('storage on a Docker host', () => {
     const calls = await docker.calls();
     expect(calls.map((argv) => argv.slice(0, 3))).toEqual([['exec', 'registry', 'sh']]);
     expect(await headManifest(reg, 'team/app', untagged.digest)).toBe(untagged.digest);
+  });
+
+  it("shows Docker's own error when the storage cannot be read through Docker", async () => {
+    reg = await startRegistry();
+    docker = await installDockerStandIn(reg, { failEveryCall: DAEMON_DOWN });
+
+    const result = await runCli(['plan', '--registry', reg.url, '--storage-from-host', '--keep-last', '1'], {
+      env: docker.env,
+    });
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`could not read the registry storage in the container: ${DAEMON_DOWN}\n`);
+    expect(result.stderr).toMatch(/^error: the inventory failed on the registry host \(exit 1\)/m);
+    expect(result.stdout).toBe('');
   });
 
   it('answers a --storage-root without registry data with the command that prints the host path', async () => {

@@ -206,6 +206,7 @@ const running = verb === undefined ? false : await registryRunning();
 const run = verb === 'run' ? parseRun(rest) : undefined;
 const record = { argv, registryRunning: running, ...(run ? { env: run.envLines } : {}) };
 appendFileSync(settings.callLog, `${JSON.stringify(record)}\n`);
+if (settings.failEveryCall !== undefined && verb !== '--version') fail(settings.failEveryCall);
 
 switch (verb) {
   case 'exec':
