@@ -79,7 +79,7 @@ export interface HostStorageOptions {
   readonly onInvalid?: (message: string) => void;
   /** How messages name this storage. @default "the storage of container <container>" */
   readonly label?: string;
-  /** What to do when the storage belongs to another registry. @default "Give the container that runs this registry." */
+  /** What to do when the storage belongs to another registry; the default names the container and its root. */
   readonly mismatchFix?: string;
 }
 
@@ -98,8 +98,11 @@ export class HostStorage implements StorageLister {
     private readonly params: HostParams = {},
     private readonly options: HostStorageOptions = {},
   ) {
-    this.label = options.label ?? `the storage of container ${params.container ?? 'registry'}`;
-    this.mismatchFix = options.mismatchFix ?? 'Give the container that runs this registry.';
+    const container = params.container ?? 'registry';
+    this.label = options.label ?? `the storage of container ${container}`;
+    this.mismatchFix =
+      options.mismatchFix ??
+      `Check that container ${container} runs this registry, with its storage in\n${params.storageRoot ?? '/var/lib/registry'}.`;
   }
 
   async list(): Promise<Map<string, StoredRepository>> {

@@ -86,7 +86,9 @@ describe("another registry's storage", () => {
     expect(exampleLines(result.stderr)).toContain(
       `    app:v1 is ${short(otherApp.digest)} in storage, ${short(hereApp.digest)} in the registry`,
     );
-    expect(result.stderr).toContain('Give the container that runs this registry.');
+    expect(result.stderr).toContain(
+      '  Check that container registry runs this registry, with its storage in\n  /var/lib/registry.\n',
+    );
   });
 });
 
