@@ -102,7 +102,11 @@ async function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): 
   const params = config.host?.params ?? {};
   let storage: StorageLister | undefined;
   if (config.storageRoot !== undefined) storage = new FilesystemStorage(config.storageRoot);
-  else if (config.storageFromHost && host) storage = new HostStorage(host, params);
+  else if (config.storageFromHost && host) {
+    storage = new HostStorage(host, params, {
+      label: `--storage-from-host (container ${params.container ?? 'registry'})`,
+    });
+  }
   return {
     registry,
     clock: { now: () => new Date() },

@@ -45,6 +45,10 @@ export interface StoredRepository {
 
 /** The storage half of the scan: manifest revisions (tagged or not) and their push times. */
 export interface StorageLister {
+  /** How messages name this storage, as it was given: `--storage-root /srv/registry`. */
+  readonly label?: string;
+  /** What to do when the storage turns out to be another registry's, or a stale copy. */
+  readonly mismatchFix?: string;
   list(): Promise<Map<string, StoredRepository>>;
   /** Every blob in storage with its size, where the lister can see them: tells what GC frees beyond the plan. */
   listBlobs?(): Promise<Map<Digest, number>>;

@@ -2,9 +2,20 @@ import type { Inventory, Manifest, Repository, Tag } from './domain/inventory.js
 import { IMAGE_CONFIG_TYPES, parseConfigCreated, parseManifest } from './domain/manifest.js';
 import type { Digest } from './domain/names.js';
 import { repositoryFilter } from './domain/selection.js';
+import {
+  compareCatalogs,
+  compareDigest,
+  compareTagLists,
+  type Disagreement,
+  disagreementKey,
+  mismatchMessage,
+  sampleRepositories,
+  tagsToResolve,
+} from './domain/storage-agreement.js';
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Progress, Registry, StorageLister, StoredRepository } from './ports.js';
+import { StorageRootError } from './storage/errors.js';
 
 export interface ScanOptions {
   readonly registry: Registry;
@@ -22,16 +33,20 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 /**
  * Builds the inventory: every selected repository's tags and manifests through the API, the untagged
- * revisions and push times from storage when it is visible. A repository that fails is recorded with its error
- * and the scan goes on.
+ * revisions and push times from storage when it is visible. Storage that disagrees with the API is refused
+ * with a StorageRootError. A repository that fails is recorded with its error and the scan goes on.
  */
 export async function scan(options: ScanOptions): Promise<Inventory> {
   const { registry } = options;
   const limit = createLimit(options.concurrency);
   const scannedAt = options.clock.now().toISOString();
   // Storage first: a wrong storage root is bad input, reported before any request goes out.
-  const stored = options.storage ? await options.storage.list() : undefined;
-  const all = await registry.listRepositories();
+  const listed = options.storage ? await options.storage.list() : undefined;
+  const catalog = await registry.listRepositories();
+  const { stored, all } =
+    options.storage && listed
+      ? await agreedStorage(options.storage, { stored: listed, all: catalog }, options, limit)
+      : { stored: listed, all: catalog };
   const selected = all.filter(repositoryFilter(options.include ?? [], options.exclude ?? []));
   const configs = new Map<Digest, Promise<string | undefined>>();
   let done = 0;
@@ -57,6 +72,67 @@ export async function scan(options: ScanOptions): Promise<Inventory> {
     repositories,
     ...(storedBlobs ? { storedBlobs: [...storedBlobs].map(([digest, size]) => ({ digest, size })) } : {}),
   };
+}
+
+interface Reads {
+  readonly stored: Map<string, StoredRepository>;
+  readonly all: string[];
+}
+
+/**
+ * The storage listing, once a sample of it agrees with the API; refuses storage that belongs to another
+ * registry or is a stale copy. A push or a delete between the two reads also looks like a disagreement, so
+ * both are read again, once, and only what disagrees both times counts.
+ */
+async function agreedStorage(
+  storage: StorageLister,
+  first: Reads,
+  options: ScanOptions,
+  limit: Limit,
+): Promise<Reads> {
+  const found = await disagreements(first, options.registry, limit);
+  if (found.length === 0) return first;
+  const again: Reads = { stored: await storage.list(), all: await options.registry.listRepositories() };
+  const before = new Set(found.map(disagreementKey));
+  const confirmed = (await disagreements(again, options.registry, limit)).filter((d) =>
+    before.has(disagreementKey(d)),
+  );
+  if (confirmed.length === 0) return again;
+  throw new StorageRootError(
+    mismatchMessage({
+      storage: storage.label ?? 'the storage',
+      registryUrl: options.registryUrl,
+      disagreements: confirmed,
+      fix: storage.mismatchFix ?? 'Give the storage of this registry.',
+    }),
+  );
+}
+
+/**
+ * Compares the two lists of repositories, then the tags of a few repositories both sides have and the digests
+ * of a few of those tags. A repository the API cannot read is left to the scan, which reports it.
+ */
+async function disagreements(reads: Reads, registry: Registry, limit: Limit): Promise<Disagreement[]> {
+  const sampled = await Promise.all(
+    sampleRepositories(reads.stored, reads.all).map(async (name) => {
+      const storedTags = reads.stored.get(name)?.tags ?? [];
+      try {
+        const registryTags = await limit(() => registry.listTags(name));
+        const digests = await Promise.all(
+          tagsToResolve(storedTags, registryTags).map(async (tag) =>
+            compareDigest(name, tag, await limit(() => registry.resolveManifest(name, tag.name))),
+          ),
+        );
+        return [
+          ...compareTagLists(name, storedTags, registryTags),
+          ...digests.filter((d): d is Disagreement => d !== undefined),
+        ];
+      } catch {
+        return [];
+      }
+    }),
+  );
+  return [...compareCatalogs(reads.stored.keys(), reads.all), ...sampled.flat()];
 }
 
 interface RepositoryContext {

@@ -7,7 +7,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RunReport } from '../lambda/cleanup.js';
 import type { Plan } from '../lambda/domain/plan.js';
 import { parsePlan, runCli } from './cli-runner.js';
-import { type DockerStandIn, installDockerStandIn } from './support/docker-stand-in.js';
+import {
+  DAEMON_DOWN,
+  type DockerStandIn,
+  type DockerStandInOptions,
+  installDockerStandIn,
+} from './support/docker-stand-in.js';
 import { headManifest, pushImage, randomGzipBlob } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
@@ -24,9 +29,9 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     await rm(scratch, { recursive: true, force: true });
   });
 
-  async function setUp() {
+  async function setUp(options: DockerStandInOptions = {}) {
     reg = await startRegistry();
-    docker = await installDockerStandIn(reg);
+    docker = await installDockerStandIn(reg, options);
     scratch = await mkdtemp(join(tmpdir(), 'janitor-host-'));
   }
   const hostArgs = () => [
@@ -208,6 +213,23 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     );
     expect(report).not.toMatch(/^Done/m);
     expect(result.stderr).toMatch(/^error: BROKEN kept image app:new/m);
+  });
+
+  it("shows Docker's own error when the collection cannot reach Docker, after reporting the deletions", async () => {
+    // Prepare: the registry answers, but this host's Docker daemon does not
+    await setUp({ failEveryCall: DAEMON_DOWN });
+    await pushStaleAndCurrent(reg, 'app');
+
+    // Act
+    const result = await clean(['--storage-root', reg.root, '--keep-last', '1'], 'text');
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `error: garbage collection failed (exit 1): could not inspect the registry container: ${DAEMON_DOWN}\n`,
+    );
+    expect(result.stdout).toMatch(/^Deleted 1 manifest, skipped 0, failed 0$/m);
+    expect(await headManifest(reg, 'app', 'old')).toBeUndefined();
   });
 
   it('plans from the host inventory as it does from the storage root', async () => {

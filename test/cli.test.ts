@@ -11,9 +11,10 @@ import {
   installCredentialHelper,
   type StandInHelper,
 } from './support/credential-helper.js';
+import { DAEMON_DOWN, type DockerStandIn, installDockerStandIn } from './support/docker-stand-in.js';
 import { headManifest, pushImage } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { blobDataPath, setRevisionPushTime, setTagPushTime } from './support/storage.js';
+import { backdate, blobDataPath, setRevisionPushTime, setTagPushTime } from './support/storage.js';
 
 const run = promisify(execFile);
 
@@ -273,5 +274,85 @@ describe('Docker credential helpers', () => {
     // Assess
     expect(parsePlan(result).repositories.map((r) => r.name)).toEqual(['private/app']);
     expect(await helper?.requests()).toEqual([]);
+  });
+});
+
+describe('storage on a Docker host', () => {
+  let reg: TestRegistry | undefined;
+  let docker: DockerStandIn | undefined;
+  afterEach(async () => {
+    await docker?.close();
+    await reg?.stop();
+    docker = undefined;
+    reg = undefined;
+  });
+
+  it('reads the storage through docker exec in the registry container, and finds untagged manifests', async () => {
+    // Prepare: an untagged manifest that only the storage knows of
+    reg = await startRegistry();
+    docker = await installDockerStandIn(reg);
+    const untagged = await pushImage(reg, 'team/app', undefined, {});
+    await backdate(reg, 'team/app', untagged.digest, 3);
+    const current = await pushImage(reg, 'team/app', 'latest', {});
+
+    // Act
+    const result = await runCli(
+      ['plan', '--registry', reg.url, '--storage-from-host', '--keep-last', '1', '--json'],
+      { env: docker.env },
+    );
+
+    // Assess
+    const plan = parsePlan(result);
+    const manifests = plan.repositories.find((r) => r.name === 'team/app')?.manifests ?? [];
+    expect(manifests.map((m) => [m.digest, m.decision, m.reason]).sort()).toEqual(
+      [
+        [current.digest, 'keep', expect.any(String)],
+        [untagged.digest, 'delete', 'untagged for 3d'],
+      ].sort(),
+    );
+    const calls = await docker.calls();
+    expect(calls.map((argv) => argv.slice(0, 3))).toEqual([['exec', 'registry', 'sh']]);
+    expect(await headManifest(reg, 'team/app', untagged.digest)).toBe(untagged.digest);
+  });
+
+  it("shows Docker's own error when the storage cannot be read through Docker", async () => {
+    reg = await startRegistry();
+    docker = await installDockerStandIn(reg, { failEveryCall: DAEMON_DOWN });
+
+    const result = await runCli(['plan', '--registry', reg.url, '--storage-from-host', '--keep-last', '1'], {
+      env: docker.env,
+    });
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`could not read the registry storage in the container: ${DAEMON_DOWN}\n`);
+    expect(result.stderr).toMatch(/^error: the inventory failed on the registry host \(exit 1\)/m);
+    expect(result.stdout).toBe('');
+  });
+
+  it('answers a --storage-root without registry data with the command that prints the host path', async () => {
+    // Prepare: the registry's storage is a container volume; the user gives a folder that is not it
+    const registry = await startRegistry();
+    reg = registry;
+    docker = await installDockerStandIn(registry);
+    await pushImage(registry, 'app', 'v1', {});
+    const wrong = await mkdtemp(join(tmpdir(), 'not-a-registry-'));
+    const plan = (root: string) =>
+      runCli(['plan', '--registry', registry.url, '--storage-root', root, '--keep-last', '1']);
+
+    // Act
+    const refused = await plan(wrong);
+
+    // Assess: a few short lines, the command among them; running it gives the root that works
+    expect(refused.code).toBe(2);
+    const lines = refused.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe(`error: --storage-root ${wrong} holds no registry data`);
+    expect(lines.length).toBeLessThanOrEqual(8);
+    const command = lines.find((line) => line.trimStart().startsWith('docker inspect '))?.trim() ?? '';
+    expect(lines.filter((line) => line.trim() !== command).every((line) => line.length <= 80)).toBe(true);
+    expect(refused.stderr).toContain('--storage-from-host');
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    const printed = await run('sh', ['-c', command], { env: docker.env });
+    expect(printed.stdout.trim()).toBe(registry.root);
+    expect((await plan(printed.stdout.trim())).code).toBe(0);
   });
 });

@@ -77,6 +77,10 @@ export class HostInventoryError extends Error {
 export interface HostStorageOptions {
   /** Called for each inventory line that was skipped; libraries don't log, the caller does. */
   readonly onInvalid?: (message: string) => void;
+  /** How messages name this storage. @default "the storage of container <container>" */
+  readonly label?: string;
+  /** What to do when the storage belongs to another registry; the default names the container and its root. */
+  readonly mismatchFix?: string;
 }
 
 function runnerReason(run: HostRun): string | undefined {
@@ -86,11 +90,20 @@ function runnerReason(run: HostRun): string | undefined {
 
 /** The storage half of the scan, read on the registry host by the host script's `inventory` action. */
 export class HostStorage implements StorageLister {
+  readonly label: string;
+  readonly mismatchFix: string;
+
   constructor(
     private readonly runner: HostRunner,
     private readonly params: HostParams = {},
     private readonly options: HostStorageOptions = {},
-  ) {}
+  ) {
+    const container = params.container ?? 'registry';
+    this.label = options.label ?? `the storage of container ${container}`;
+    this.mismatchFix =
+      options.mismatchFix ??
+      `Check that container ${container} runs this registry, with its storage in\n${params.storageRoot ?? '/var/lib/registry'}.`;
+  }
 
   async list(): Promise<Map<string, StoredRepository>> {
     const run = await this.runner.run('inventory', this.params);

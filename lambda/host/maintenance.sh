@@ -27,6 +27,23 @@ note() {
   printf 'registry-janitor: %s\n' "$1" >&2
 }
 
+# $1 as the inside of a JSON string: one line of printable ASCII, backslashes and quotes escaped.
+json_escape() {
+  { printf '%s' "$1" | tr -c '[:print:]' ' '; echo; } | sed 's/[\\"]/\\&/g'
+}
+
+# The first lines of file $1 as one line of at most 300 printable characters; nothing for an empty file.
+first_lines() {
+  [ -s "$1" ] || return 0
+  { sed -n '1,5p' "$1" | tr -c '[:print:]' ' '; echo; } | tr -s ' ' | sed 's/^ //; s/ $//' | cut -c 1-300
+}
+
+# Reason $1, then what the failed command said (file $2, by default the last docker call's stderr).
+with_error() {
+  said=$(first_lines "${2:-$tmp/docker.err}")
+  if [ -n "$said" ]; then printf '%s: %s' "$1" "$said"; else printf '%s' "$1"; fi
+}
+
 # --- input validation -----------------------------------------------------------------------------------
 # The accepted forms are also in lambda/host/script.ts (HOST_PARAMETERS); a test keeps the two in step.
 
@@ -140,18 +157,17 @@ blobs_dir=$root/docker/registry/v2/blobs
 
 # --- shared helpers -------------------------------------------------------------------------------------
 
-# Runs a read-only command in the container, stdout to file $1. Files that vanish while it reads (pushes and
-# deletes go on meanwhile) are not an error; anything else on stderr is.
+# Runs a read-only command in the container, stdout to file $1, stderr to $tmp/docker.err. Files that vanish
+# while it reads (pushes and deletes go on meanwhile) are not an error; anything else on stderr is.
 container_read() {
   out=$1
   shift
-  if docker exec "$container" "$@" >"$out" 2>"$tmp/read.err"; then
+  if docker exec "$container" "$@" >"$out" 2>"$tmp/docker.err"; then
     return 0
   fi
-  if [ -s "$tmp/read.err" ] && ! grep -v 'No such file or directory' "$tmp/read.err" >/dev/null; then
+  if [ -s "$tmp/docker.err" ] && ! grep -v 'No such file or directory' "$tmp/docker.err" >/dev/null; then
     return 0
   fi
-  sed -n '1,5p' "$tmp/read.err" >&2
   return 1
 }
 
@@ -245,15 +261,16 @@ $2 == "T" { print "T " $3 " " $4 " " $5; tags++ }
 END { printf "%d %d %d\n", repositories, revisions, tags > counts_file }'
 
 inventory_failed() {
+  note "inventory failed: $1"
   printf '{"registryJanitor":1,"action":"inventory","status":"failed","reason":"%s","durationSeconds":%s}\n' \
-    "$1" "$(elapsed)"
+    "$(json_escape "$1")" "$(elapsed)"
   exit 1
 }
 
 run_inventory() {
   command -v docker >/dev/null 2>&1 || inventory_failed 'docker is not installed on this host'
   container_read "$tmp/found" sh -c "$INVENTORY_FIND" sh "$repositories_dir" ||
-    inventory_failed 'could not read the registry storage in the container'
+    inventory_failed "$(with_error 'could not read the registry storage in the container')"
   awk -v ignored_file="$tmp/ignored" "$INVENTORY_PARSE" "$tmp/found" >"$tmp/entries"
   sort -k1,1 "$tmp/entries" >"$tmp/sorted"
   awk -v counts_file="$tmp/counts" "$INVENTORY_PRINT" "$tmp/sorted"
@@ -287,12 +304,12 @@ need_restart=false
 need_start=false
 
 json_string_or_null() {
-  if [ -n "$1" ]; then printf '"%s"' "$1"; else printf null; fi
+  if [ -n "$1" ]; then printf '"%s"' "$(json_escape "$1")"; else printf null; fi
 }
 
 print_collect_summary() {
   reason=
-  [ -z "$2" ] || reason=$(printf ',"reason":"%s"' "$2")
+  [ -z "$2" ] || reason=$(printf ',"reason":"%s"' "$(json_escape "$2")")
   warnings=
   if [ "$collected" = true ] && [ "$restarted" = false ] && [ "$gc_mode" = online ]; then
     warnings=$RESTART_WARNING
@@ -301,7 +318,7 @@ print_collect_summary() {
     warnings=${warnings:+$warnings; }$REDIS_WARNING
   fi
   warning=
-  [ -z "$warnings" ] || warning=$(printf ',"warning":"%s"' "$warnings")
+  [ -z "$warnings" ] || warning=$(printf ',"warning":"%s"' "$(json_escape "$warnings")")
   printf '{"registryJanitor":1,"action":"collect","status":"%s"%s,"mode":"%s","version":%s,"blobsMarked":%s,"blobsDeleted":%s,"manifestsDeleted":%s,"bytesBefore":%s,"bytesAfter":%s,"bytesFreed":%s,"diskUsedPercentBefore":%s,"diskUsedPercentAfter":%s,"restarted":%s,"gcExitCode":%s,"log":%s%s,"durationSeconds":%s}\n' \
     "$1" "$reason" "$gc_mode" "$(json_string_or_null "$version")" "$blobs_marked" "$blobs_deleted" \
     "$manifests_deleted" "$bytes_before" "$bytes_after" "$bytes_freed" "$disk_before" "$disk_after" \
@@ -310,6 +327,10 @@ print_collect_summary() {
 }
 
 finish() {
+  if [ "$1" = failed ]; then
+    note "collect failed: ${2:-}"
+    [ -z "$log_file" ] || printf 'registry-janitor: collect failed: %s\n' "${2:-}" >>"$log_file" 2>/dev/null || :
+  fi
   print_collect_summary "$1" "${2:-}"
   [ "$1" != failed ] || exit 1
   exit 0
@@ -324,18 +345,22 @@ recover() {
   fi
   if [ "$need_start" = true ]; then
     need_start=false
-    if docker start "$container" >/dev/null 2>&1; then restarted=true; else return 1; fi
+    if docker start "$container" >/dev/null 2>"$tmp/docker.err"; then restarted=true; else return 1; fi
   elif [ "$need_restart" = true ]; then
     need_restart=false
-    if docker restart "$container" >/dev/null 2>&1; then restarted=true; else return 1; fi
+    if docker restart "$container" >/dev/null 2>"$tmp/docker.err"; then restarted=true; else return 1; fi
   fi
   return 0
 }
 
+# On failure, what the binary or docker printed is in $tmp/docker.err.
 detect_version() {
-  docker exec "$container" "$binary" --version >"$tmp/version" 2>&1 || return 1
-  version=$(awk 'match($0, /[0-9]+\.[0-9]+\.[0-9]+/) { print substr($0, RSTART, RLENGTH); exit }' "$tmp/version")
-  [ -n "$version" ]
+  if docker exec "$container" "$binary" --version >"$tmp/version" 2>&1; then
+    version=$(awk 'match($0, /[0-9]+\.[0-9]+\.[0-9]+/) { print substr($0, RSTART, RLENGTH); exit }' "$tmp/version")
+  fi
+  [ -n "$version" ] && return 0
+  cp "$tmp/version" "$tmp/docker.err"
+  return 1
 }
 
 # Uploads with any file (startedat, data, hash state) written within RJ_UPLOAD_RECENT_MINUTES: new or still
@@ -365,8 +390,10 @@ measure() {
   echo "$bytes $percent"
 }
 
+# What the last try printed stays in $tmp/ready.out.
 registry_answers() {
-  docker exec "$container" wget -S -q -O /dev/null -T 5 "http://127.0.0.1:$port/v2/" 2>&1 | grep 'HTTP/' >/dev/null
+  docker exec "$container" wget -S -q -O /dev/null -T 5 "http://127.0.0.1:$port/v2/" >"$tmp/ready.out" 2>&1 || :
+  grep 'HTTP/' "$tmp/ready.out" >/dev/null
 }
 
 wait_until_ready() {
@@ -407,10 +434,10 @@ run_collect() {
   exec 9>>"$lock_file"
   flock -n 9 || finish skipped 'another collection is running'
 
-  running=$(docker inspect --format "{$brace.State.Running}}" "$container" 2>/dev/null) ||
-    finish failed 'could not inspect the registry container'
+  running=$(docker inspect --format "{$brace.State.Running}}" "$container" 2>"$tmp/docker.err") ||
+    finish failed "$(with_error 'could not inspect the registry container')"
   [ "$running" = true ] || finish failed 'the registry container is not running'
-  detect_version || finish failed 'could not read the registry version from its binary'
+  detect_version || finish failed "$(with_error 'could not read the registry version from its binary')"
   if [ -z "$config" ]; then
     case $version in
     3.*) config=/etc/distribution/config.yml ;;
@@ -427,14 +454,14 @@ run_collect() {
 
   deadline=$(($(date -u +%s) + upload_wait))
   while :; do
-    uploads=$(count_recent_uploads) || finish failed 'could not check for uploads in progress'
+    uploads=$(count_recent_uploads) || finish failed "$(with_error 'could not check for uploads in progress')"
     [ "$uploads" -gt 0 ] || break
     [ "$(date -u +%s)" -lt "$deadline" ] || finish skipped 'pushes in progress'
     note "$uploads upload(s) in progress: waiting"
     sleep "$poll"
   done
 
-  measured=$(measure) || finish failed 'could not measure the blob storage'
+  measured=$(measure) || finish failed "$(with_error 'could not measure the blob storage')"
   bytes_before=${measured% *}
   disk_before=${measured#* }
 
@@ -448,8 +475,8 @@ run_collect() {
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$gc_mode" "$version" "$config" >>"$log_file"
 
   if [ "$gc_mode" = stopped ]; then
-    image=$(docker inspect --format "{$brace.Image}}" "$container" 2>/dev/null) ||
-      finish failed 'could not read the registry container image'
+    image=$(docker inspect --format "{$brace.Image}}" "$container" 2>"$tmp/docker.err") ||
+      finish failed "$(with_error 'could not read the registry container image')"
     case $image in
     sha256:*) ;;
     *) finish failed 'could not read the registry container image' ;;
@@ -458,11 +485,15 @@ run_collect() {
     '' | *[!a-f0-9]*) finish failed 'could not read the registry container image' ;;
     esac
     # The one-off collector sees the registry's configuration only with the same REGISTRY_* overrides.
-    docker inspect --format "{${brace}range .Config.Env}}{${brace}println .}}{${brace}end}}" "$container" 2>/dev/null |
-      grep -E '^REGISTRY_[A-Z0-9_]+=' >"$tmp/gc.env" || :
-    if ! docker stop "$container" >>"$log_file" 2>&1; then
+    docker inspect --format "{${brace}range .Config.Env}}{${brace}println .}}{${brace}end}}" "$container" \
+      >"$tmp/container.env" 2>"$tmp/docker.err" ||
+      finish failed "$(with_error 'could not read the registry container environment')"
+    grep -E '^REGISTRY_[A-Z0-9_]+=' "$tmp/container.env" >"$tmp/gc.env" || :
+    if ! docker stop "$container" >>"$log_file" 2>"$tmp/docker.err"; then
+      cat "$tmp/docker.err" >>"$log_file"
+      reason=$(with_error 'could not stop the registry')
       docker start "$container" >/dev/null 2>&1 || :
-      finish failed 'could not stop the registry'
+      finish failed "$reason"
     fi
     need_start=true
     gc_container=registry-janitor-gc-$started-$$
@@ -496,19 +527,20 @@ run_collect() {
       manifests_deleted=0
     else
       status=failed
-      reason='garbage collection failed: see the log'
+      grep -v '^registry-janitor: ' "$log_file" | grep . | tail -n 1 >"$tmp/gc.err" || :
+      reason="$(with_error 'garbage collection failed' "$tmp/gc.err"); see the log"
     fi
   fi
   [ "$collected" = false ] || read_gc_counts
   prune_logs
 
   if ! recover; then
-    [ "$gc_mode" = stopped ] && finish failed 'could not start the registry again'
-    finish failed 'could not restart the registry'
+    [ "$gc_mode" = stopped ] && finish failed "$(with_error 'could not start the registry again')"
+    finish failed "$(with_error 'could not restart the registry')"
   fi
   if ! wait_until_ready; then
     status=failed
-    reason='the registry did not answer /v2/ in time after the collection'
+    reason=$(with_error 'the registry did not answer /v2/ in time after the collection' "$tmp/ready.out")
   fi
 
   if measured=$(measure); then

@@ -2,11 +2,19 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Digest, isDigest, isRepositoryName, isTagName } from '../domain/names.js';
 import type { StorageLister, StoredRepository, StoredRevision, StoredTag } from '../ports.js';
+import { StorageRootError } from './errors.js';
 
-export class StorageRootError extends Error {
-  override readonly name = 'StorageRootError';
-  readonly code = 'RJ_STORAGE_ROOT';
-}
+export { StorageRootError };
+
+const CONTAINER_ROOT = '/var/lib/registry';
+const MOUNT_SOURCE = `{{range .Mounts}}{{if eq .Destination "${CONTAINER_ROOT}"}}{{.Source}}{{end}}{{end}}`;
+const FIND_THE_ROOT = [
+  '  (no docker/registry/v2 below it). Give storage.filesystem.rootdirectory of',
+  "  the registry's config. For a container, that path is inside it; its path on",
+  "  the host is the container's mount:",
+  `    docker inspect --format '${MOUNT_SOURCE}' registry`,
+];
+const READ_IN_THE_CONTAINER = '  or read the storage inside the container: --storage-from-host.';
 
 const HEX = /^[a-f0-9]{64}$/;
 const BATCH = 64;
@@ -44,19 +52,28 @@ async function mtime(path: string): Promise<string | undefined> {
  */
 export class FilesystemStorage implements StorageLister {
   private readonly repositoriesDir: string;
+  readonly label: string;
+  readonly mismatchFix =
+    "Give this registry's storage root, or let the host script read the storage\n" +
+    'inside its container: --storage-from-host.';
 
   constructor(readonly root: string) {
     this.repositoriesDir = join(root, 'docker', 'registry', 'v2', 'repositories');
+    this.label = `--storage-root ${root}`;
   }
 
   async list(): Promise<Map<string, StoredRepository>> {
     try {
       await stat(join(this.root, 'docker', 'registry', 'v2'));
-    } catch {
-      throw new StorageRootError(
-        `--storage-root ${this.root} holds no registry data (no docker/registry/v2 below it): ` +
-          'give the folder the registry is configured with as storage.filesystem.rootdirectory',
-      );
+    } catch (error) {
+      const lines =
+        (error as NodeJS.ErrnoException).code === 'EACCES'
+          ? [
+              `--storage-root ${this.root} cannot be read (permission denied).`,
+              '  Run as a user who may read it (a Docker volume needs root),',
+            ]
+          : [`--storage-root ${this.root} holds no registry data`, ...FIND_THE_ROOT];
+      throw new StorageRootError([...lines, READ_IN_THE_CONTAINER].join('\n'));
     }
     const found = new Map<string, StoredRepository>();
     await this.walk('', found);

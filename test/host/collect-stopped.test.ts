@@ -80,14 +80,15 @@ describe('collect with the registry stopped', () => {
     expect(run.exitCode).toBe(1);
     expect(run.summary).toMatchObject({
       status: 'failed',
-      reason: 'garbage collection failed: see the log',
+      reason:
+        'garbage collection failed: failed to garbage collect: the test asked this collection to fail; see the log',
       gcExitCode: 1,
       restarted: true,
       bytesFreed: 0,
     });
-    expect(await readFile(run.summary?.log as string, 'utf8')).toContain(
-      'the test asked this collection to fail',
-    );
+    const log = await readFile(run.summary?.log as string, 'utf8');
+    expect(log).toContain('failed to garbage collect: the test asked this collection to fail');
+    expect(log).toContain(`registry-janitor: collect failed: ${run.summary?.reason}`);
     expect(host.reg.isRunning()).toBe(true);
     expect(await headManifest(host.reg, 'app', 'keep')).toBe(keep.digest);
     expect(await blobSizes(host.reg)).toEqual(before);

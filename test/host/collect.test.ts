@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { V3_VERSION_LINE } from '../support/docker-stand-in.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DAEMON_DOWN, V3_VERSION_LINE } from '../support/docker-stand-in.js';
 import { deleteManifest, headManifest, type PushedImage, pushImage } from '../support/images.js';
 import { skopeoPull, skopeoPushMultiArch } from '../support/skopeo.js';
 import { blobSizes, freedBytes, startUpload, storageRoot } from '../support/storage.js';
@@ -127,9 +127,50 @@ describe('collect, online, against a real registry', () => {
     expect(unknown.exitCode).toBe(1);
     expect(unknown.summary).toMatchObject({
       status: 'failed',
-      reason: 'could not inspect the registry container',
+      reason: 'could not inspect the registry container: Error: No such object: registry-2',
     });
     expect(gcCalls(calls)).toEqual([]);
+  });
+});
+
+describe('collect when Docker fails', () => {
+  let host: HostFixture | undefined;
+
+  afterEach(async () => {
+    await host?.close();
+    host = undefined;
+  });
+
+  it("gives Docker's own error in the summary's reason and on stderr", async () => {
+    host = await startHostFixture({ docker: { failEveryCall: DAEMON_DOWN } });
+
+    const result = await host.run({ RJ_ACTION: 'collect' });
+
+    expect(result.exitCode).toBe(1);
+    expect(result.summary).toMatchObject({
+      status: 'failed',
+      reason: `could not inspect the registry container: ${DAEMON_DOWN}`,
+      gcExitCode: null,
+      restarted: false,
+    });
+    expect(result.stderr).toContain(
+      `collect failed: could not inspect the registry container: ${DAEMON_DOWN}`,
+    );
+  });
+
+  it('keeps the summary one valid JSON line whatever Docker prints', async () => {
+    const noisy = `Error response from daemon: "quoted" \\back\nsecond\tline\r\n${'x'.repeat(1000)}`;
+    host = await startHostFixture({ docker: { failEveryCall: noisy } });
+
+    const result = await host.run({ RJ_ACTION: 'collect' });
+
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    const reason = (JSON.parse(lines[0] ?? '') as { reason: string }).reason;
+    expect(reason).toMatch(
+      /^could not inspect the registry container: Error response from daemon: "quoted" \\back second line x+$/,
+    );
+    expect(reason.length).toBeLessThan(400);
   });
 });
 

@@ -43,8 +43,14 @@ describe('FilesystemStorage', () => {
   it('says which folder to give when the root holds no registry data', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'not-a-registry-'));
 
-    await expect(new FilesystemStorage(empty).list()).rejects.toThrow(
-      `--storage-root ${empty} holds no registry data (no docker/registry/v2 below it)`,
+    const refused = new FilesystemStorage(empty).list();
+
+    await expect(refused).rejects.toThrow(
+      new RegExp(`^--storage-root ${empty} holds no registry data\n  \\(no docker/registry/v2 below it\\)`),
     );
+    await expect(refused).rejects.toThrow(
+      `docker inspect --format '{{range .Mounts}}{{if eq .Destination "/var/lib/registry"}}{{.Source}}{{end}}{{end}}' registry`,
+    );
+    await expect(refused).rejects.toThrow('--storage-from-host');
   });
 });

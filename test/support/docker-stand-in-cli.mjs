@@ -182,6 +182,8 @@ async function dockerInspect(args) {
     '{{.Config.Image}}': `${settings.image}\n`,
     '{{.Image}}': `${settings.imageId}\n`,
     '{{range .Config.Env}}{{println .}}{{end}}': `${settings.env.map((line) => `${line}\n`).join('')}\n`,
+    // The volume holding /var/lib/registry is the test registry's storage root.
+    [`{{range .Mounts}}{{if eq .Destination "${STORAGE_ROOT}"}}{{.Source}}{{end}}{{end}}`]: `${settings.root}\n`,
   };
   if (format === undefined || !(format in fields)) {
     fail(`template: :1: the stand-in does not know the format ${JSON.stringify(format)}`);
@@ -204,6 +206,7 @@ const running = verb === undefined ? false : await registryRunning();
 const run = verb === 'run' ? parseRun(rest) : undefined;
 const record = { argv, registryRunning: running, ...(run ? { env: run.envLines } : {}) };
 appendFileSync(settings.callLog, `${JSON.stringify(record)}\n`);
+if (settings.failEveryCall !== undefined && verb !== '--version') fail(settings.failEveryCall);
 
 switch (verb) {
   case 'exec':

@@ -10,6 +10,9 @@ const CLI_PATH = fileURLToPath(new URL('./docker-stand-in-cli.mjs', import.meta.
 export const STAND_IN_IMAGE = 'registry:2.8.2';
 export const STAND_IN_IMAGE_ID = `sha256:${'5'.repeat(64)}`;
 export const V3_VERSION_LINE = 'registry github.com/distribution/distribution/v3 v3.0.0';
+/** What the Docker CLI prints when its daemon does not answer. */
+export const DAEMON_DOWN =
+  'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?';
 
 export interface DockerStandInOptions {
   /** The only container the stand-in knows. @default 'registry' */
@@ -20,6 +23,8 @@ export interface DockerStandInOptions {
   readonly failGarbageCollect?: boolean;
   /** Every `garbage-collect` waits, without collecting, until it is killed; see `garbageCollectHeld()`. */
   readonly holdGarbageCollect?: boolean;
+  /** Every call but `docker --version` exits 1 with this on stderr, as when the daemon is down (DAEMON_DOWN). */
+  readonly failEveryCall?: string;
   /** The container's environment as `docker inspect` shows it (KEY=VALUE). */
   readonly containerEnv?: readonly string[];
   /** The environment the returned `env` starts from. @default process.env */
@@ -131,6 +136,7 @@ export async function installDockerStandIn(
       ...(opts.registryVersion !== undefined ? { registryVersion: opts.registryVersion } : {}),
       failGarbageCollect: opts.failGarbageCollect ?? false,
       holdGarbageCollect: opts.holdGarbageCollect ?? false,
+      ...(opts.failEveryCall !== undefined ? { failEveryCall: opts.failEveryCall } : {}),
     }),
   );
   const docker = join(binDir, 'docker');
