@@ -378,8 +378,8 @@ const definitionList = (items: readonly (readonly [string, string])[], width: nu
     width,
   );
 
-/** An example command line, broken with ` \\` where it would not fit. */
-function exampleLines(example: string, width: number): string[] {
+/** A command line for a person to read or copy, broken with ` \\` where it would not fit. */
+export function exampleLines(example: string, width: number): string[] {
   const pieces = wrapText(example, width - 8);
   return pieces.map(
     (piece, index) => `${index === 0 ? '  ' : '      '}${piece}${index < pieces.length - 1 ? ' \\' : ''}`,

@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exampleLines } from '../lambda/command-line.js';
 import type { Plan } from '../lambda/domain/plan.js';
-import { formatBytes } from '../lambda/report/format.js';
+import { DEFAULT_WIDTH, fitText, formatBytes } from '../lambda/report/format.js';
 import { installDockerStandIn } from '../test/support/docker-stand-in.js';
 import {
   cosignTag,
@@ -34,7 +35,10 @@ function heading(title: string): void {
   process.stdout.write(`\n== ${title} ${'='.repeat(Math.max(0, 72 - title.length))}\n\n`);
 }
 
-const say = (text: string) => process.stdout.write(`${text}\n`);
+const WIDTH = DEFAULT_WIDTH;
+const say = (text: string) => process.stdout.write(`${fitText(text, WIDTH)}\n`);
+/** An argument as a shell would need it written. */
+const quoted = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`);
 
 class History {
   private pushes = 0;
@@ -192,9 +196,11 @@ async function fillRegistry(history: History): Promise<void> {
 
 /** Runs the real command line as a person would, its output indented under the command. */
 async function registryJanitor(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<number> {
-  say(`$ registry-janitor ${args.join(' ')}\n`);
+  const command = exampleLines(`registry-janitor ${args.map(quoted).join(' ')}`, WIDTH);
+  say(`${command.join('\n').replace(/^ {2}/, '$ ')}\n`);
+  // Its output is indented by two: the command fits it into what is left.
   const result = await runCli(args, {
-    ...(env ? { env } : {}),
+    env: { ...(env ?? process.env), COLUMNS: String(WIDTH - 2) },
     onStdout: (line) => say(`  ${line}`),
     onStderr: (line) => process.stderr.write(`  ${line}\n`),
   });
@@ -256,8 +262,9 @@ async function main(): Promise<number> {
     if (shown !== 0) throw new Error(`plan exited ${shown}`);
 
     heading('3. Clean: delete, collect garbage on the host, verify every kept image');
-    say('The host script runs for real; `docker` is a stand-in that maps `docker exec registry …`,');
-    say('`docker restart registry` and friends onto this throwaway registry (no Docker engine needed).\n');
+    say('The host script runs for real; `docker` is a stand-in that maps');
+    say('`docker exec registry …`, `docker restart registry` and friends onto this');
+    say('throwaway registry (no Docker engine needed).\n');
     const docker = await installDockerStandIn(reg);
     const hostDir = await mkdtemp(join(tmpdir(), 'registry-janitor-demo-host-'));
     try {

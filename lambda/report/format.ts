@@ -28,18 +28,26 @@ export const DEFAULT_WIDTH = 80;
 /** A wrapped column never gets narrower than this, even on a narrow terminal. */
 const MIN_TEXT_WIDTH = 30;
 
-/** Splits text into lines of at most `width` characters at spaces; a longer word gets a line of its own. */
+/** A size and its unit, `2.51 MiB`, stays on one line. */
+const SIZE_UNIT = /(\d) (B|KiB|MiB|GiB|TiB|PiB|bytes)\b/g;
+
+/**
+ * Splits text into lines of at most `width` characters at spaces, keeping runs of spaces inside a line (an
+ * aligned column stays aligned) and a size with its unit; a longer word gets a line of its own.
+ */
 export function wrapText(text: string, width: number): string[] {
   const lines: string[] = [];
   let line = '';
-  for (const word of text.split(/ +/)) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
+  // Each piece is a word with the spaces after it.
+  for (const piece of text.replace(SIZE_UNIT, '$1\u0001$2').match(/\S+ */g) ?? []) {
+    const word = piece.trimEnd();
+    if (line && line.length + word.length > width) {
+      lines.push(line.trimEnd());
+      line = piece;
+    } else line += piece;
   }
-  if (line) lines.push(line);
-  return lines;
+  if (line.trimEnd()) lines.push(line.trimEnd());
+  return lines.map((l) => l.replaceAll('\u0001', ' '));
 }
 
 /** Shortens text to `width` characters by replacing its middle with `…`, keeping both ends readable. */
