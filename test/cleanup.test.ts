@@ -266,6 +266,46 @@ describe('clean refuses to act on a registry that changed since the plan', () =>
     );
     expect(await headManifest(reg, 'app', 'a')).toBeDefined();
   });
+
+  it('applies a saved plan to the registry it records, and refuses flags it would ignore', async () => {
+    reg = await startRegistry();
+    const { stale, current } = await pushStaleAndCurrent(reg, 'app');
+    const planned = await runCli([
+      'plan',
+      '--registry',
+      reg.url,
+      '--storage-root',
+      reg.root,
+      '--keep-last',
+      '1',
+      '--json',
+    ]);
+    const planFile = join(tmpdir(), `plan-own-${process.pid}-${Date.now()}.json`);
+    await writeFile(planFile, planned.stdout);
+
+    const refused = await runCli([
+      'clean',
+      '--plan',
+      planFile,
+      '--keep-last',
+      '50',
+      '--repo',
+      'app',
+      '--yes',
+    ]);
+    const applied = await runCli(['clean', '--plan', planFile, '--yes']);
+
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'error: --keep-last: a saved plan already holds its selection and decisions; plan again to change them\n',
+    );
+    expect(refused.stderr).toContain('error: --repo: a saved plan already holds');
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain('Deleted 1 manifest,');
+    expect(await headManifest(reg, 'app', 'old')).toBeUndefined();
+    expect(await headManifest(reg, 'app', 'new')).toBe(current.digest);
+    expect(stale.digest).not.toBe(current.digest);
+  });
 });
 
 describe('clean when the registry refuses deletes', () => {
