@@ -1,6 +1,6 @@
 import type { Inventory } from './domain/inventory.js';
 import type { Digest } from './domain/names.js';
-import { type DeletionUnit, type Plan, plan } from './domain/plan.js';
+import { type DeleteCheck, type DeletionUnit, deletesRefused, type Plan, plan } from './domain/plan.js';
 import type { Policy } from './domain/policy.js';
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
@@ -28,11 +28,16 @@ export interface PlanRequest {
 export interface PlannedRun {
   readonly inventory: Inventory;
   readonly plan: Plan;
+  /** Every repository in the catalog, selected or not. */
+  readonly catalog: readonly string[];
 }
 
-/** Scans the registry and decides what is stale. Changes nothing. */
+/**
+ * Scans the registry, decides what is stale and, when something is, checks that the registry will let it be
+ * deleted. Changes nothing.
+ */
 export async function makePlan(ports: CleanupPorts, request: PlanRequest): Promise<PlannedRun> {
-  const inventory = await scan({
+  const { inventory, catalog } = await scan({
     registry: ports.registry,
     registryUrl: request.registryUrl,
     include: request.include,
@@ -42,7 +47,34 @@ export async function makePlan(ports: CleanupPorts, request: PlanRequest): Promi
     ...(ports.storage ? { storage: ports.storage } : {}),
     ...(ports.progress ? { progress: ports.progress } : {}),
   });
-  return { inventory, plan: plan(inventory, request.policy, ports.clock.now()) };
+  const decided = plan(inventory, request.policy, ports.clock.now());
+  return {
+    inventory,
+    plan: await withDeleteCheck(ports.registry, decided),
+    catalog,
+  };
+}
+
+/**
+ * The plan with `deletes` told afresh: a DELETE that cannot delete anything, sent to the first repository the
+ * plan deletes in. A plan that deletes nothing is not checked. A check that fails is `unknown`: deleting then
+ * finds out.
+ */
+export async function withDeleteCheck(registry: Registry, planned: Plan): Promise<Plan> {
+  const { deletes: _earlier, ...rest } = planned;
+  const target = planned.repositories.find((r) => r.error === undefined && r.deletions.length > 0);
+  if (!target) return rest;
+  let deletes: DeleteCheck;
+  try {
+    deletes = await registry.checkDeletes(target.name);
+  } catch (error) {
+    deletes = {
+      status: 'unknown',
+      repository: target.name,
+      problem: `the check failed: ${errorMessage(error)}`,
+    };
+  }
+  return { ...rest, deletes };
 }
 
 export interface DeletedManifest {
@@ -67,7 +99,10 @@ export interface DeletionReport {
   readonly deleted: readonly DeletedManifest[];
   readonly skipped: readonly SkippedUnit[];
   readonly failed: readonly FailedDeletion[];
-  /** Set when the registry refused deletes outright; nothing after that point was attempted. */
+  /**
+   * Set when the registry refused deletes outright, or the plan's check said it would; nothing after that was
+   * attempted.
+   */
   readonly stoppedBy?: { readonly code: string; readonly message: string };
 }
 
@@ -76,6 +111,12 @@ const errorCode = (error: unknown) =>
 
 /** Errors after which no further delete can succeed: the registry refuses deletes as configured. */
 const STOPPING_CODES: ReadonlySet<string> = new Set(['RJ_DELETE_DISABLED', 'RJ_READ_ONLY', 'RJ_AUTH']);
+/** The same codes for a refusal the plan's check already found. */
+const REFUSAL_CODES: Partial<Record<DeleteCheck['status'], string>> = {
+  disabled: 'RJ_DELETE_DISABLED',
+  'read-only': 'RJ_READ_ONLY',
+  denied: 'RJ_AUTH',
+};
 
 /**
  * Deletes what the plan says, repository by repository. Right before a repository's deletions its tags are
@@ -87,6 +128,11 @@ export async function applyPlan(
   planned: Plan,
   concurrency: number,
 ): Promise<DeletionReport> {
+  const refused = deletesRefused(planned);
+  const refusal = planned.deletes && REFUSAL_CODES[planned.deletes.status];
+  if (refused && refusal) {
+    return { deleted: [], skipped: [], failed: [], stoppedBy: { code: refusal, message: refused } };
+  }
   const limit = createLimit(concurrency);
   const deleted: DeletedManifest[] = [];
   const skipped: SkippedUnit[] = [];

@@ -3,12 +3,12 @@ import { createInterface } from 'node:readline/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import packageJson from '../package.json' with { type: 'json' };
-import { type CleanupPorts, makePlan, runCleanup } from './cleanup.js';
+import { type CleanupPorts, makePlan, runCleanup, withDeleteCheck } from './cleanup.js';
 import { COMMANDS, type Command, commandHelp, generalHelp, unknownWord } from './command-line.js';
 import { type CliConfig, loadCliConfig, type ParsedArgs, parseArgv, UsageError } from './config.js';
 import { printable } from './domain/names.js';
-import type { Plan } from './domain/plan.js';
-import { repositoryFilter } from './domain/selection.js';
+import { deletesRefused, type Plan } from './domain/plan.js';
+import { repositoryFilter, selectionWarnings } from './domain/selection.js';
 import { errorMessage } from './error-message.js';
 import { HostStorage } from './host/inventory.js';
 import { LocalRunner } from './host/local-runner.js';
@@ -18,8 +18,10 @@ import { createRegistryClient, type HttpExchange } from './registry/client.js';
 import { resolveDockerCredentials } from './registry/docker-config.js';
 import {
   DEFAULT_WIDTH,
+  deletesWarning,
   fitText,
   formatBytes,
+  type PlanOutput,
   planSummary,
   renderPlan,
   renderRunReport,
@@ -125,17 +127,21 @@ async function confirm(io: CliIo, question: string): Promise<boolean> {
   }
 }
 
-async function loadPlan(config: CliConfig, ports: CleanupPorts): Promise<Plan> {
-  if (config.savedPlan) return config.savedPlan;
-  return (
-    await makePlan(ports, {
-      registryUrl: config.registryUrl,
-      include: config.include,
-      exclude: config.exclude,
-      policy: config.policy,
-      concurrency: config.concurrency,
-    })
-  ).plan;
+/** The plan to show or apply, with a fresh check that the registry accepts its deletes. */
+async function loadPlan(
+  config: CliConfig,
+  ports: CleanupPorts,
+): Promise<{ plan: Plan; warnings: readonly string[] }> {
+  if (config.savedPlan)
+    return { plan: await withDeleteCheck(ports.registry, config.savedPlan), warnings: [] };
+  const { plan, catalog } = await makePlan(ports, {
+    registryUrl: config.registryUrl,
+    include: config.include,
+    exclude: config.exclude,
+    policy: config.policy,
+    concurrency: config.concurrency,
+  });
+  return { plan, warnings: selectionWarnings(config.include, config.exclude, catalog) };
 }
 
 /** How wide a line of human output may be: $COLUMNS, else the terminal's width, else 80. */
@@ -150,8 +156,11 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
   const ports = await buildPorts(config, io, deadline);
   const width = outputWidth(io);
   if (config.command === 'verify') return verify(config, io, ports, width);
-  const plan = await loadPlan(config, ports);
+  const { plan, warnings } = await loadPlan(config, ports);
   if (ports.progress) io.stderr.write('\r\x1b[K');
+  const consequence =
+    config.command === 'gc' ? 'gc collects the whole registry but verifies no tag after it' : 'nothing to do';
+  for (const warning of warnings) io.stderr.write(fitText(`warning: ${warning}; ${consequence}\n`, width));
   const failedRepositories = plan.repositories.filter((r) => r.error !== undefined);
   for (const repository of failedRepositories) {
     io.stderr.write(
@@ -159,22 +168,34 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
     );
   }
   const scanExit = failedRepositories.length > 0 ? EXIT.failed : EXIT.done;
-  const showPlan = (): void => {
+  // What the human output on stdout already says is repeated on stderr only when stdout is not the terminal.
+  const stdoutOnTerminal = !config.json && io.stdout.isTTY === true;
+  const showPlan = (output: PlanOutput = {}): void => {
     if (config.json) return;
     io.stdout.write(
-      config.quiet ? fitText(`${planSummary(plan).join('\n')}\n`, width) : renderPlan(plan, width),
+      config.quiet
+        ? fitText(`${planSummary(plan, output).join('\n')}\n`, width)
+        : renderPlan(plan, width, output),
     );
   };
 
   if (config.command === 'plan') {
     if (config.json) io.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
     else showPlan();
+    const warning = deletesWarning(plan);
+    if (warning && !stdoutOnTerminal) io.stderr.write(fitText(`${warning}\n`, width));
     return scanExit;
   }
 
   const units = plan.repositories.reduce((sum, r) => sum + r.deletions.length, 0);
   if (config.command === 'clean') {
-    showPlan();
+    const refused = deletesRefused(plan);
+    showPlan({ deletes: false });
+    if (refused) {
+      if (config.json) io.stdout.write(`${JSON.stringify({ plan }, null, 2)}\n`);
+      io.stderr.write(fitText(`error: clean stopped before deleting anything: ${refused}\n`, width));
+      return EXIT.failed;
+    }
     if (units === 0 && !config.json && !config.quiet) io.stdout.write('Nothing to delete.\n');
     if (units > 0 && !config.yes) {
       const question = `Delete ${plan.totals.manifestsDeleted} manifests (frees ${plan.reclaim.exact ? '' : 'at most '}${formatBytes(plan.reclaim.bytes)} after garbage collection)? [y/N] `;
@@ -196,15 +217,16 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
     io.stdout.write(
       `${config.quiet || config.command === 'gc' ? '' : '\n'}${renderRunReport(report, width)}`,
     );
-  for (const problem of report.problems) io.stderr.write(`error: ${problem}\n`);
+  if (!stdoutOnTerminal) for (const problem of report.problems) io.stderr.write(`error: ${problem}\n`);
   return report.outcome === 'failed' ? EXIT.failed : EXIT.done;
 }
 
 async function verify(config: CliConfig, io: CliIo, ports: CleanupPorts, width: number): Promise<number> {
   const limit = createLimit(config.concurrency);
-  const repositories = (await ports.registry.listRepositories()).filter(
-    repositoryFilter(config.include, config.exclude),
-  );
+  const catalog = await ports.registry.listRepositories();
+  const repositories = catalog.filter(repositoryFilter(config.include, config.exclude));
+  for (const warning of selectionWarnings(config.include, config.exclude, catalog))
+    io.stderr.write(fitText(`warning: ${warning}; nothing to verify\n`, width));
   const tags = await currentTags(ports.registry, repositories, limit);
   const verification = await verifyTags(ports.registry, tags, config.concurrency);
   io.stdout.write(

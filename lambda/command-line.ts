@@ -1,5 +1,6 @@
 // The command line's one table: the commands, every option with the commands it belongs to, and the help
 // texts. `--help`, `help <command>`, the parser and the README's reference are all made from it.
+import { distance } from './domain/edit-distance.js';
 import { DEFAULT_WIDTH, table, wrapText } from './report/format.js';
 
 export const COMMANDS = ['plan', 'clean', 'gc', 'verify'] as const;
@@ -464,25 +465,6 @@ export function readmeWithOptions(readme: string): string {
   if (start < 0 || end < start)
     throw new Error(`the README has no ${OPTIONS_START} … ${OPTIONS_END} section`);
   return `${readme.slice(0, start + OPTIONS_START.length)}\n${optionReference()}\n${readme.slice(end)}`;
-}
-
-/** Edits between two words, a swap of neighbours counting as one (optimal string alignment). */
-function distance(a: string, b: string): number {
-  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  const at = (i: number, j: number) => rows[i]?.[j] ?? Number.POSITIVE_INFINITY;
-  for (let i = 1; i <= a.length; i += 1) {
-    const row = rows[i] ?? [];
-    for (let j = 1; j <= b.length; j += 1) {
-      const same = a[i - 1] === b[j - 1];
-      row[j] = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (same ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        row[j] = Math.min(at(i, j), at(i - 2, j - 2) + 1);
-      }
-    }
-  }
-  return at(a.length, b.length);
 }
 
 /** `unknown command "plna": did you mean plan? (the commands are …)`: a mistake, the likely fix, the choices. */

@@ -1,4 +1,5 @@
 import type { Digest } from './domain/names.js';
+import type { DeleteCheck } from './domain/plan.js';
 
 /** A manifest as the registry served it; the digest is checked against the body's sha256. */
 export interface FetchedManifest {
@@ -25,6 +26,11 @@ export interface Registry {
   statBlob(repository: string, digest: Digest): Promise<number | undefined>;
   /** DELETE a manifest by digest. Throws DeleteRefusedError on 405. */
   deleteManifest(repository: string, digest: Digest): Promise<DeleteOutcome>;
+  /**
+   * Whether a manifest DELETE in this repository would be carried out, told by deleting a digest no manifest
+   * can have: deletes enabled, disabled, refused in read-only mode, or not granted to the account.
+   */
+  checkDeletes(repository: string): Promise<DeleteCheck>;
 }
 
 export interface StoredRevision {

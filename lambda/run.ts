@@ -12,7 +12,7 @@ import {
   runCleanup,
 } from './cleanup.js';
 import { isRepositoryName, isTagName } from './domain/names.js';
-import type { Plan, PlanTotals } from './domain/plan.js';
+import { deletesRefused, type Plan, type PlanTotals } from './domain/plan.js';
 import { buildPolicy, type Policy, type RuleInput } from './domain/policy.js';
 import type { Reclaim } from './domain/reclaim.js';
 import { repositoryFilter } from './domain/selection.js';
@@ -272,6 +272,8 @@ async function cycle(
     concurrency: config.concurrency,
   });
   if (options.dryRun) {
+    const refused = deletesRefused(plan);
+    if (refused) notes.push(`a run that deletes would stop before deleting anything: ${refused}`);
     const preview = planPreview(plan);
     if (preview.failedRepositories.length > 0) {
       problems.push(`${plural(preview.failedRepositories.length, 'repository')} could not be scanned`);

@@ -31,12 +31,18 @@ export interface ScanOptions {
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
+export interface Scanned {
+  readonly inventory: Inventory;
+  /** Every repository the catalog lists, selected or not. */
+  readonly catalog: readonly string[];
+}
+
 /**
  * Builds the inventory: every selected repository's tags and manifests through the API, the untagged
  * revisions and push times from storage when it is visible. Storage that disagrees with the API is refused
  * with a StorageRootError. A repository that fails is recorded with its error and the scan goes on.
  */
-export async function scan(options: ScanOptions): Promise<Inventory> {
+export async function scan(options: ScanOptions): Promise<Scanned> {
   const { registry } = options;
   const limit = createLimit(options.concurrency);
   const scannedAt = options.clock.now().toISOString();
@@ -65,13 +71,14 @@ export async function scan(options: ScanOptions): Promise<Inventory> {
     }),
   );
   const storedBlobs = options.storage?.listBlobs ? await options.storage.listBlobs() : undefined;
-  return {
+  const inventory: Inventory = {
     registry: options.registryUrl,
     scannedAt,
     catalogComplete: selected.length === all.length,
     repositories,
     ...(storedBlobs ? { storedBlobs: [...storedBlobs].map(([digest, size]) => ({ digest, size })) } : {}),
   };
+  return { inventory, catalog: all };
 }
 
 interface Reads {

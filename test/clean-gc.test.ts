@@ -232,6 +232,24 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     expect(await headManifest(reg, 'app', 'old')).toBeUndefined();
   });
 
+  it('gc warns that a selection matching no repository verifies nothing, and still collects', async () => {
+    await setUp();
+    await pushImage(reg, 'team/app', 'v1', {});
+
+    const result = await runCli(['gc', '--registry', reg.url, '--repo', 'team', ...hostArgs().slice(2)], {
+      env: docker.env,
+    });
+
+    expect(result.code).toBe(0);
+    expect(result.stderr.replace(/\n +/g, ' ')).toBe(
+      "warning: --repo 'team' does not match the registry's only repository (did you mean 'team/**'? a name " +
+        'without * is the whole repository name); ' +
+        'gc collects the whole registry but verifies no tag after it\n',
+    );
+    expect(result.stdout).toMatch(/^Garbage collection: done, /m);
+    expect(result.stdout).toMatch(/^Verified: all 0 kept tags resolve completely/m);
+  });
+
   it('plans from the host inventory as it does from the storage root', async () => {
     await setUp();
     for (let n = 0; n < 4; n += 1) {

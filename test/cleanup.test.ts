@@ -16,7 +16,7 @@ import {
 } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from './support/skopeo.js';
-import { backdate, blobSizes, freedBytes, pushStaleAndCurrent } from './support/storage.js';
+import { backdate, blobSizes, freedBytes, manifestLinks, pushStaleAndCurrent } from './support/storage.js';
 
 const DAY = 86_400_000;
 const ago = (days: number) => new Date(Date.now() - days * DAY);
@@ -308,38 +308,216 @@ describe('clean refuses to act on a registry that changed since the plan', () =>
   });
 });
 
-describe('clean when the registry refuses deletes', () => {
+describe('checking that the registry accepts deletes before planning them', () => {
   let reg: TestRegistry;
   afterEach(async () => {
     await reg?.stop();
   });
 
-  it('stops at the first refusal with the setting to change, when deletes are disabled', async () => {
-    reg = await startRegistry({ deleteEnabled: false });
-    for (const tag of ['a', 'b', 'c']) {
-      const image = await pushImage(reg, 'app', tag, {});
-      await backdate(reg, 'app', image.digest, 10, tag);
+  const DELETE_FIX = 'REGISTRY_STORAGE_DELETE_ENABLED=true';
+  /** How often a phrase appears in wrapped output. */
+  const occurrences = (text: string, part: string) => text.replace(/\n +/g, ' ').split(part).length - 1;
+  const widest = (text: string) => Math.max(...text.split('\n').map((line) => line.length));
+  const pushStale = async (repository: string, tags: readonly string[]) => {
+    for (const tag of tags) {
+      const image = await pushImage(reg, repository, tag, {});
+      await backdate(reg, repository, image.digest, 10, tag);
     }
+  };
 
-    const result = await runCli(['clean', '--registry', reg.url, '--keep-last', '0', '--yes']);
+  it('plan says up front that clean would stop and how to enable deletes, and exits 0', async () => {
+    reg = await startRegistry({ deleteEnabled: false });
+    await pushStale('app', ['a', 'b']);
+    const args = ['plan', '--registry', reg.url, '--keep-last', '0'];
+
+    const text = await runCli(args);
+    const onTerminal = await runCli(args, { terminal: true });
+    const quiet = await runCli([...args, '--quiet']);
+    const json = await runCli([...args, '--json']);
+
+    expect(text.code).toBe(0);
+    expect(text.stderr).toMatch(/^warning: clean would stop before deleting anything/);
+    expect(onTerminal).toMatchObject({ code: 0, stderr: '' });
+    expect(occurrences(onTerminal.stdout, DELETE_FIX)).toBe(1);
+    const lines = text.stdout.split('\n');
+    const warning = lines.findIndex((line) => line.startsWith('warning: clean would stop'));
+    expect(warning).toBeGreaterThan(lines.findIndex((line) => line.startsWith('  b ')));
+    expect(warning).toBeLessThan(lines.findIndex((line) => line.startsWith('1 repository scanned')));
+    expect(text.stdout.replace(/\n +/g, ' ')).toContain(
+      'warning: clean would stop before deleting anything: deletes are disabled on the registry ' +
+        '(DELETE in app answered 405 UNSUPPORTED). Set REGISTRY_STORAGE_DELETE_ENABLED=true ' +
+        '(storage.delete.enabled: true in config.yml) and restart the registry.',
+    );
+    expect(widest(text.stdout)).toBeLessThanOrEqual(80);
+    expect(quiet.code).toBe(0);
+    expect(quiet.stdout).toMatch(/^warning: clean would stop before deleting anything: deletes are disabled/);
+    expect(json.code).toBe(0);
+    expect(parsePlan(json).deletes).toEqual({
+      status: 'disabled',
+      repository: 'app',
+      problem: 'deletes are disabled on the registry (DELETE in app answered 405 UNSUPPORTED)',
+      fix: expect.stringContaining(DELETE_FIX),
+    });
+    expect(json.stderr).toMatch(/^warning: clean would stop before deleting anything/);
+    expect(occurrences(json.stderr, DELETE_FIX)).toBe(1);
+  });
+
+  it('clean stops before deleting anything when deletes are disabled, and says how to fix it once', async () => {
+    reg = await startRegistry({ deleteEnabled: false });
+    await pushStale('app', ['a', 'b', 'c']);
+    const before = await manifestLinks(reg);
+
+    const result = await runCli(['clean', '--registry', reg.url, '--keep-last', '0', '--yes', '--verbose']);
 
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('REGISTRY_STORAGE_DELETE_ENABLED=true');
-    expect(result.stdout).toContain('STOPPED:');
+    expect(occurrences(result.stdout + result.stderr, DELETE_FIX)).toBe(1);
+    expect(result.stderr.replace(/\n +/g, ' ')).toMatch(
+      /^error: clean stopped before deleting anything: deletes are disabled on the registry/m,
+    );
+    expect(result.stdout).not.toMatch(/^(Deleted|STOPPED|FAILED)/m);
+    const deletes = result.stderr.split('\n').filter((line) => line.startsWith('http: DELETE '));
+    expect(deletes).toEqual([expect.stringContaining(`/v2/app/manifests/sha256:${'0'.repeat(64)} 405 `)]);
+    expect(await manifestLinks(reg)).toEqual(before);
     for (const tag of ['a', 'b', 'c']) expect(await headManifest(reg, 'app', tag)).toBeDefined();
   });
 
-  it('says the registry is read-only when it is', async () => {
-    reg = await startRegistry({ readOnly: true });
-    await reg.restart({ readOnly: false });
-    await pushImage(reg, 'app', 'a', {});
+  it('clean says the registry is read-only, once, and deletes nothing', async () => {
+    reg = await startRegistry();
+    await pushStale('app', ['a']);
     await reg.restart({ readOnly: true });
 
     const result = await runCli(['clean', '--registry', reg.url, '--keep-last', '0', '--yes']);
 
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/read-only/);
+    expect(result.stderr.replace(/\n +/g, ' ')).toContain(
+      'error: clean stopped before deleting anything: the registry is in read-only maintenance mode ' +
+        '(DELETE in app answered 405). Take it out of read-only mode',
+    );
+    expect(occurrences(result.stdout + result.stderr, 'read-only maintenance mode')).toBe(1);
     expect(await headManifest(reg, 'app', 'a')).toBeDefined();
+  });
+
+  it('checks again when applying a saved plan: a registry made read-only since is not touched', async () => {
+    reg = await startRegistry();
+    await pushStale('app', ['a']);
+    const planned = await runCli(['plan', '--registry', reg.url, '--keep-last', '0', '--json']);
+    expect(parsePlan(planned).deletes).toEqual({ status: 'allowed', repository: 'app' });
+    const planFile = join(tmpdir(), `plan-readonly-${process.pid}-${Date.now()}.json`);
+    await writeFile(planFile, planned.stdout);
+    await reg.restart({ readOnly: true });
+
+    const result = await runCli(['clean', '--plan', planFile, '--yes', '--json']);
+
+    expect(result.code).toBe(1);
+    expect((JSON.parse(result.stdout) as { plan: Plan }).plan.deletes?.status).toBe('read-only');
+    expect(result.stderr).toMatch(
+      /^error: clean stopped before deleting anything: the registry is in read-only/,
+    );
+    expect(await headManifest(reg, 'app', 'a')).toBeDefined();
+  });
+
+  it('adds nothing to the output when deletes are enabled, and its DELETE removes nothing', async () => {
+    reg = await startRegistry();
+    await pushStaleAndCurrent(reg, 'app');
+    await pushStaleAndCurrent(reg, 'other');
+    const links = await manifestLinks(reg);
+    const blobs = await blobSizes(reg);
+    const args = ['plan', '--registry', reg.url, '--storage-root', reg.root, '--keep-last', '1'];
+
+    const text = await runCli(args);
+    const json = await runCli([...args, '--json']);
+
+    expect(text).toMatchObject({ code: 0, stderr: '' });
+    expect(text.stdout).not.toMatch(/warning|deletes/i);
+    expect(text.stdout).toMatch(/ {2}old +[0-9a-f]{12} +will delete: .*\n\n2 repositories scanned;/);
+    expect(parsePlan(json).deletes).toEqual({ status: 'allowed', repository: 'app' });
+    expect(json.stderr).toBe('');
+    expect(await manifestLinks(reg)).toEqual(links);
+    expect(await blobSizes(reg)).toEqual(blobs);
+    expect(await headManifest(reg, 'app', 'old')).toBeDefined();
+  });
+
+  it('does not check when nothing is to be deleted', async () => {
+    reg = await startRegistry({ deleteEnabled: false });
+    await pushImage(reg, 'app', 'a', {});
+
+    const result = await runCli(['plan', '--registry', reg.url, '--keep-last', '1', '--json', '--verbose']);
+
+    expect(result.code).toBe(0);
+    expect(parsePlan(result).deletes).toBeUndefined();
+    expect(result.stderr).not.toMatch(/DELETE|warning/);
+  });
+});
+
+describe('a selection that matches no repository', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry();
+    await pushImage(reg, 'web/deep/app', 'v1', {});
+    await pushImage(reg, 'api/svc', 'v1', {});
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('warns, even with --quiet, suggests the glob that was meant, and exits 0', async () => {
+    const plan = await runCli(['plan', '--registry', reg.url, '--keep-last', '0', '--repo', 'web/*', '-q']);
+    const clean = await runCli([
+      'clean',
+      '--registry',
+      reg.url,
+      '--keep-last',
+      '0',
+      '--repo',
+      'web/*',
+      '--yes',
+    ]);
+
+    for (const result of [plan, clean]) {
+      expect(result.code).toBe(0);
+      expect(result.stderr.replace(/\n +/g, ' ')).toBe(
+        "warning: --repo 'web/*' matches none of the registry's 2 repositories (did you mean 'web/**'? * stays " +
+          'within one path segment); nothing to do\n',
+      );
+    }
+    expect(plan.stdout).toMatch(/^0 repositories scanned/);
+    expect(await headManifest(reg, 'web/deep/app', 'v1')).toBeDefined();
+  });
+
+  it('names the closest repositories to a mistyped name', async () => {
+    const result = await runCli(['verify', '--registry', reg.url, '--repo', 'apu/svc', '--quiet']);
+
+    expect(result.code).toBe(0);
+    expect(result.stderr.replace(/\n +/g, ' ')).toBe(
+      "warning: --repo 'apu/svc' matches none of the registry's 2 repositories (closest: api/svc); nothing to verify\n",
+    );
+  });
+
+  it('says when the exclusions leave nothing', async () => {
+    const result = await runCli([
+      'plan',
+      '--registry',
+      reg.url,
+      '--keep-last',
+      '0',
+      '--repo',
+      'api/*',
+      '--exclude-repo',
+      'api/**',
+      '--json',
+    ]);
+
+    expect(result.code).toBe(0);
+    expect(parsePlan(result).repositories).toEqual([]);
+    expect(result.stderr.replace(/\n +/g, ' ')).toBe(
+      "warning: --exclude-repo 'api/**' excludes the repository --repo 'api/*' selects; nothing to do\n",
+    );
+  });
+
+  it('says nothing when the selection matches', async () => {
+    const result = await runCli(['verify', '--registry', reg.url, '--repo', 'web/**']);
+
+    expect(result).toMatchObject({ code: 0, stderr: '' });
   });
 });
 
@@ -422,6 +600,62 @@ describe('authentication', () => {
       expect(await skopeoPull(reg, 'private/app', 'new')).toEqual({ ok: true });
     });
   }
+
+  it('says which account may not delete where, before clean deletes anything', async () => {
+    reg = await startRegistry({ auth: 'token', tokenWithholds: ['repository:private/app:delete'] });
+    await pushStaleAndCurrent(reg, 'private/app');
+    const env = {
+      REGISTRY_USERNAME: reg.credentials?.username,
+      REGISTRY_PASSWORD: reg.credentials?.password,
+    };
+    const args = ['--registry', reg.url, '--storage-root', reg.root, '--keep-last', '1'];
+
+    const plan = await runCli(['plan', ...args, '--quiet'], { env });
+    const clean = await runCli(['clean', ...args, '--yes'], { env });
+
+    const refusal =
+      'the registry does not let the account "janitor" delete in private/app (DELETE answered 401). Give the ' +
+      'account delete permission on the repository (scope repository:private/app:delete), or log in as one ' +
+      'that has it.';
+    expect(plan.code).toBe(0);
+    expect(plan.stdout.replace(/\n +/g, ' ')).toContain(
+      `warning: clean would stop before deleting anything: ${refusal}`,
+    );
+    expect(clean.code).toBe(1);
+    expect(clean.stderr.replace(/\n +/g, ' ')).toBe(
+      `error: clean stopped before deleting anything: ${refusal}\n`,
+    );
+    expect(await headManifest(reg, 'private/app', 'old')).toBeDefined();
+    for (const output of [plan.stdout, plan.stderr, clean.stdout, clean.stderr])
+      expect(output).not.toContain(reg.credentials?.password);
+  });
+
+  it('tells a refusal in the middle of a run once on a terminal, and on stderr too when stdout is not one', async () => {
+    // The check goes to the first repository that deletes, where the account may; the second refuses.
+    reg = await startRegistry({ auth: 'token', tokenWithholds: ['repository:team/b:delete'] });
+    await pushStaleAndCurrent(reg, 'team/a');
+    await pushStaleAndCurrent(reg, 'team/b');
+    const env = {
+      REGISTRY_USERNAME: reg.credentials?.username,
+      REGISTRY_PASSWORD: reg.credentials?.password,
+    };
+    const args = ['clean', '--registry', reg.url, '--storage-root', reg.root, '--keep-last', '1', '--yes'];
+
+    const onTerminal = await runCli(args, { env, terminal: true });
+    await pushStaleAndCurrent(reg, 'team/a');
+    const redirected = await runCli(args, { env });
+
+    const refusal = 'did not grant the account "janitor" repository:team/b:delete (401 insufficient_scope)';
+    expect(onTerminal.code).toBe(1);
+    expect(onTerminal.stderr).toBe('');
+    expect(onTerminal.stdout.replace(/\n +/g, ' ').split(refusal)).toHaveLength(2);
+    expect(onTerminal.stdout).toMatch(
+      /^FAILED: the registry at .*\n(.*\n)*STOPPED: the registry refused deletes/m,
+    );
+    expect(redirected.code).toBe(1);
+    expect(redirected.stderr).toContain(refusal);
+    expect(await headManifest(reg, 'team/b', 'old')).toBeDefined();
+  });
 
   it("uses the Docker CLI's saved login for the registry's host", async () => {
     reg = await startRegistry({ auth: 'basic' });

@@ -8,17 +8,26 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs the command line in-process with captured output; stdin is a pipe unless `tty` says otherwise. */
+/**
+ * Runs the command line in-process with captured output; stdin is a pipe unless `tty` says otherwise, stdout
+ * one unless `terminal` does.
+ */
 export async function runCli(
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string; tty?: boolean; aws?: CliIo['aws'] } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    input?: string;
+    tty?: boolean;
+    terminal?: boolean;
+    aws?: CliIo['aws'];
+  } = {},
 ): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const stdin = Object.assign(new PassThrough(), { isTTY: opts.tty ?? false });
   stdin.end(opts.input ?? '');
   const code = await run(args, {
-    stdout: { write: (text: string) => (stdout += text) },
+    stdout: { write: (text: string) => (stdout += text), isTTY: opts.terminal ?? false },
     stderr: { write: (text: string) => (stderr += text), isTTY: false },
     stdin,
     // An empty DOCKER_CONFIG folder keeps the user's own Docker logins out of tests.

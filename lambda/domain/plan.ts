@@ -63,6 +63,19 @@ export interface PlanTotals {
   readonly manifestsDeleted: number;
 }
 
+export type DeleteStatus = 'allowed' | 'disabled' | 'read-only' | 'denied' | 'unknown';
+
+/** Whether the registry carries out manifest deletes, as a DELETE that cannot delete anything found out. */
+export interface DeleteCheck {
+  readonly status: DeleteStatus;
+  /** The repository the DELETE was sent to. */
+  readonly repository: string;
+  /** What the answer means, when deletes are not simply allowed. */
+  readonly problem?: string;
+  /** The setting to change, when there is one. */
+  readonly fix?: string;
+}
+
 export interface Plan {
   readonly version: 1;
   readonly registry: string;
@@ -70,6 +83,18 @@ export interface Plan {
   readonly repositories: readonly RepositoryPlan[];
   readonly totals: PlanTotals;
   readonly reclaim: Reclaim;
+  /** Set when the plan deletes something: whether the registry will let it. */
+  readonly deletes?: DeleteCheck;
+}
+
+/** Statuses after which no delete can succeed, so clean must not start. */
+const REFUSING: ReadonlySet<DeleteStatus> = new Set(['disabled', 'read-only', 'denied']);
+
+/** Why the registry will refuse this plan's deletes and how to change that; undefined when nothing says so. */
+export function deletesRefused(plan: Plan): string | undefined {
+  const check = plan.deletes;
+  if (!check || !REFUSING.has(check.status)) return undefined;
+  return [check.problem ?? `deletes are ${check.status}`, check.fix].filter(Boolean).join('. ');
 }
 
 const EARLIEST_PLAUSIBLE = Date.UTC(2000, 0, 1);

@@ -48,6 +48,14 @@ const savedPlanSchema = z.object({
     caveats: z.array(z.string()),
     unreferencedBytes: z.number().optional(),
   }),
+  deletes: z
+    .object({
+      status: z.enum(['allowed', 'disabled', 'read-only', 'denied', 'unknown']),
+      repository: z.string(),
+      problem: z.string().optional(),
+      fix: z.string().optional(),
+    })
+    .optional(),
 });
 
 export class SavedPlanError extends Error {

@@ -7,7 +7,9 @@ import {
   isDigest,
   isRepositoryName,
   isTagName,
+  printable,
 } from '../domain/names.js';
+import type { DeleteCheck } from '../domain/plan.js';
 import type { DeleteOutcome, FetchedManifest, Registry } from '../ports.js';
 import {
   basicAuthorization,
@@ -22,9 +24,11 @@ import {
   AuthError,
   type AuthErrorCredentials,
   BodyTooLargeError,
+  DELETES_DISABLED_FIX,
   DeleteRefusedError,
   DigestMismatchError,
   errorCode,
+  READ_ONLY_FIX,
   RegistryError,
   RegistryHttpError,
   RegistryResponseError,
@@ -116,6 +120,12 @@ const CATALOG_SCOPE = 'registry:catalog:*';
 const pullScope = (repository: string) => `repository:${repository}:pull`;
 const deleteScope = (repository: string) => `repository:${repository}:delete`;
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+/**
+ * The digest checkDeletes asks the registry to delete. Nobody knows content that hashes to it, and the
+ * registry checks every pushed manifest against its digest, so no repository can hold a manifest by it: the
+ * DELETE can only be refused or answered "unknown". Its zeros also tell a reader of the access log what it was.
+ */
+export const PROBE_DIGEST = `sha256:${'0'.repeat(64)}` as Digest;
 const GENERIC_CONTENT_TYPES = new Set(['', 'application/json', 'text/plain', 'application/octet-stream']);
 
 /** The registry's HTTP API v2 over undici, implementing the Registry port. */
@@ -300,11 +310,60 @@ export class RegistryClient implements Registry {
     if (response.statusCode !== 405) throw await httpError(response, 'DELETE', path);
 
     const text = await readSnippet(response.body);
-    const errors = registryErrors(text);
-    if (errors === undefined) throw new DeleteRefusedError('RJ_READ_ONLY', path);
-    if (errors.some((error) => error.code === 'UNSUPPORTED'))
-      throw new DeleteRefusedError('RJ_DELETE_DISABLED', path);
+    const refusal = deleteRefusal(text);
+    if (refusal) throw new DeleteRefusedError(refusal, path);
     throw httpErrorFromText(response, 'DELETE', path, text);
+  }
+
+  async checkDeletes(repository: string): Promise<DeleteCheck> {
+    const name = assertRepositoryName(repository);
+    const path = `/v2/${name}/manifests/${PROBE_DIGEST}`;
+    const scope = deleteScope(name);
+    const denied = (how: string): DeleteCheck => ({
+      status: 'denied',
+      repository: name,
+      problem: `the registry does not let ${this.#account()} delete in ${name} (${how})`,
+      fix: this.#credentials
+        ? `Give the account delete permission on the repository (scope ${scope}), or log in as one that has it.`
+        : `Log in as an account with delete permission on the repository (scope ${scope}).`,
+    });
+    let response: HttpResponse;
+    try {
+      response = await this.#send({ method: 'DELETE', path, scope });
+    } catch (error) {
+      if (error instanceof AuthError)
+        return denied(error.method === 'DELETE' ? 'DELETE answered 401' : 'the token server refused it');
+      throw error;
+    }
+    const text = await readSnippet(response.body);
+    const status = response.statusCode;
+    const codes = registryErrors(text)?.map((error) => error.code) ?? [];
+    if ((status === 404 && codes.includes('MANIFEST_UNKNOWN')) || isSuccess(status)) {
+      return { status: 'allowed', repository: name };
+    }
+    if (status === 403) return denied(`DELETE answered 403${codes[0] ? ` ${clip(codes[0], 64)}` : ''}`);
+    const refusal = status === 405 ? deleteRefusal(text) : undefined;
+    if (refusal === 'RJ_DELETE_DISABLED') {
+      return {
+        status: 'disabled',
+        repository: name,
+        problem: `deletes are disabled on the registry (DELETE in ${name} answered 405 UNSUPPORTED)`,
+        fix: DELETES_DISABLED_FIX,
+      };
+    }
+    if (refusal === 'RJ_READ_ONLY') {
+      return {
+        status: 'read-only',
+        repository: name,
+        problem: `the registry is in read-only maintenance mode (DELETE in ${name} answered 405)`,
+        fix: READ_ONLY_FIX,
+      };
+    }
+    return {
+      status: 'unknown',
+      repository: name,
+      problem: httpErrorFromText(response, 'DELETE', path, text).message,
+    };
   }
 
   async #paginate(
@@ -400,7 +459,15 @@ export class RegistryClient implements Registry {
     if (second.statusCode !== 401) return second;
     await discard(second.body);
     if (this.#scheme === 'bearer') this.#tokens.delete(call.scope);
-    throw this.#authError(call, `rejected ${this.#credentialPhrase()} (401 after answering the challenge)`);
+    const insufficient = parseChallenges(second.headers['www-authenticate']).some(
+      (challenge) => challenge.scheme === 'bearer' && challenge.params.get('error') === 'insufficient_scope',
+    );
+    throw this.#authError(
+      call,
+      insufficient
+        ? `did not grant ${this.#account()} ${call.scope} (401 insufficient_scope)`
+        : `rejected ${this.#credentialPhrase()} (401 after answering the challenge)`,
+    );
   }
 
   #preemptiveAuthorization(scope: string): string | undefined {
@@ -580,6 +647,15 @@ export class RegistryClient implements Registry {
     return kind === 'token' ? 'the bearer token' : 'the username and password';
   }
 
+  /** Who the registry sees: the account's name, never a secret. */
+  #account(): string {
+    const credentials = this.#credentials;
+    if (!credentials) return 'anonymous access';
+    return hasUserPassword(credentials)
+      ? `the account ${printable(credentials.username)}`
+      : 'the bearer token';
+  }
+
   #authError(call: Call, problem: string): AuthError {
     return new AuthError(
       `the registry at ${this.origin} ${problem} for ${call.method} ${call.path}`,
@@ -732,6 +808,13 @@ export function nextLink(header: string | string[] | undefined): string | undefi
 interface RegistryErrorEntry {
   readonly code: string;
   readonly message?: string;
+}
+
+/** Which refusal a 405 to a DELETE is: plain text in read-only mode, `UNSUPPORTED` with deletes disabled. */
+function deleteRefusal(text: string): 'RJ_DELETE_DISABLED' | 'RJ_READ_ONLY' | undefined {
+  const errors = registryErrors(text);
+  if (errors === undefined) return 'RJ_READ_ONLY';
+  return errors.some((error) => error.code === 'UNSUPPORTED') ? 'RJ_DELETE_DISABLED' : undefined;
 }
 
 /** The `errors` of a registry JSON error body; undefined when the body is not one. */

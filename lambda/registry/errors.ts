@@ -75,6 +75,11 @@ export class AuthError extends RegistryError {
   }
 }
 
+export const DELETES_DISABLED_FIX =
+  'Set REGISTRY_STORAGE_DELETE_ENABLED=true (storage.delete.enabled: true in config.yml) and restart the registry.';
+export const READ_ONLY_FIX =
+  'Take it out of read-only mode (storage.maintenance.readonly.enabled: false, or remove REGISTRY_STORAGE_MAINTENANCE_READONLY) and restart the registry.';
+
 /** The registry refuses manifest deletes: deletes are disabled, or it is in read-only maintenance mode. */
 export class DeleteRefusedError extends RegistryError {
   override readonly name = 'DeleteRefusedError';
@@ -86,10 +91,8 @@ export class DeleteRefusedError extends RegistryError {
     super(
       code,
       code === 'RJ_DELETE_DISABLED'
-        ? `the registry refused DELETE ${path} (405 UNSUPPORTED): deletes are disabled. ` +
-            'Set REGISTRY_STORAGE_DELETE_ENABLED=true (storage.delete.enabled: true in config.yml) and restart the registry.'
-        : `the registry refused DELETE ${path} (405): it is in read-only maintenance mode. ` +
-            'Turn it off (storage.maintenance.readonly.enabled: false, or remove REGISTRY_STORAGE_MAINTENANCE_READONLY) and restart the registry.',
+        ? `the registry refused DELETE ${path} (405 UNSUPPORTED): deletes are disabled. ${DELETES_DISABLED_FIX}`
+        : `the registry refused DELETE ${path} (405): it is in read-only maintenance mode. ${READ_ONLY_FIX}`,
       options,
     );
   }

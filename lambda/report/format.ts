@@ -1,5 +1,5 @@
 import type { DeletionReport, GarbageCollection, RunReport } from '../cleanup.js';
-import type { Plan, RepositoryPlan } from '../domain/plan.js';
+import { deletesRefused, type Plan, type RepositoryPlan } from '../domain/plan.js';
 import type { Verification } from '../verify.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -140,7 +140,12 @@ function repositoryLines(repository: RepositoryPlan, width: number): string[] {
   return lines;
 }
 
-export function renderPlan(plan: Plan, width = DEFAULT_WIDTH): string {
+export interface PlanOutput {
+  /** Say whether clean would be refused its deletes; clean itself says so once, as its error. @default true */
+  readonly deletes?: boolean;
+}
+
+export function renderPlan(plan: Plan, width = DEFAULT_WIDTH, output: PlanOutput = {}): string {
   const lines: string[] = [`Plan for ${plan.registry} at ${plan.createdAt}`, ''];
   for (const repository of plan.repositories) {
     if (repository.tags.length === 0 && repository.manifests.length === 0 && repository.error === undefined)
@@ -151,18 +156,31 @@ export function renderPlan(plan: Plan, width = DEFAULT_WIDTH): string {
     (r) => r.tags.length === 0 && r.manifests.length === 0 && !r.error,
   ).length;
   if (empty > 0) lines.push(`${plural(empty, 'empty repository', 'empty repositories')} not shown`, '');
-  lines.push(...planSummary(plan));
+  lines.push(...planSummary(plan, output));
   return `${fitText(lines.join('\n'), width)}\n`;
 }
 
-export function planSummary(plan: Plan): string[] {
+/** Why clean would stop before deleting anything, as a warning; undefined when nothing says it would. */
+export function deletesWarning(plan: Plan): string | undefined {
+  const refused = deletesRefused(plan);
+  return refused ? `warning: clean would stop before deleting anything: ${refused}` : undefined;
+}
+
+export function planSummary(plan: Plan, output: PlanOutput = {}): string[] {
   const t = plan.totals;
   const bound = plan.reclaim.exact ? '' : ' at most';
-  const lines = [
+  const lines: string[] = [];
+  if (output.deletes !== false) {
+    const warning = deletesWarning(plan);
+    if (warning) lines.push(warning);
+    else if (plan.deletes?.status === 'unknown')
+      lines.push(`Could not tell whether the registry accepts deletes: ${plan.deletes.problem}`);
+  }
+  lines.push(
     `${plural(t.repositories, 'repository', 'repositories')} scanned${t.repositoriesFailed ? `, ${t.repositoriesFailed} failed` : ''}; ` +
       `tags: keep ${t.tagsKept}, delete ${t.tagsDeleted}; manifests: keep ${t.manifestsKept}, delete ${t.manifestsDeleted}`,
     `Garbage collection will then free${bound} ${formatBytes(plan.reclaim.bytes)} (${plan.reclaim.bytes} bytes in ${plural(plan.reclaim.blobs, 'blob')})`,
-  ];
+  );
   for (const caveat of plan.reclaim.caveats) lines.push(`  upper bound: ${caveat}`);
   const unreferenced = plan.reclaim.unreferencedBytes;
   if (unreferenced) {
@@ -177,7 +195,8 @@ export function renderDeletionReport(report: DeletionReport, opts: { collectHint
   const deleted = report.deleted.filter((d) => d.outcome === 'deleted').length;
   const gone = report.deleted.length - deleted;
   const lines: string[] = [];
-  if (report.stoppedBy) lines.push(`STOPPED: ${report.stoppedBy.message}`, '');
+  // The refusal itself is the run's problem, told once with the others.
+  if (report.stoppedBy) lines.push('STOPPED: the registry refused deletes; nothing after that was attempted');
   lines.push(
     `Deleted ${plural(deleted, 'manifest')}${gone ? ` (${gone} already gone)` : ''}, ` +
       `skipped ${report.skipped.length}, failed ${report.failed.length}`,

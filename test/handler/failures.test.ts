@@ -262,6 +262,40 @@ describe('a run that cannot do its work', () => {
     expect(fixture.emf()[0]).toMatchObject({ [METRICS.runFailed]: 1, [METRICS.manifestsDeleted]: 1 });
   });
 
+  it('when the registry is read-only: deletes and collects nothing, and fails saying how to fix it', async () => {
+    fixture = await startHandlerFixture();
+    await fixture.pushOld('web/app', 'v1', 30);
+    await fixture.pushOld('web/app', 'v2', 20);
+    await fixture.pushOld('web/app', 'v3', 10);
+    await fixture.reg.restart({ readOnly: true });
+
+    const preview = await fixture.handler()(sampleEvent('dry-run'), lambdaContext('req-read-only-dry'));
+    const report = await fixture.handler()(sampleEvent('schedule'), lambdaContext('req-read-only'));
+
+    expect(preview).toMatchObject({
+      outcome: 'succeeded',
+      notes: [
+        expect.stringMatching(
+          /^a run that deletes would stop before deleting anything: the registry is in read-only maintenance mode/,
+        ),
+      ],
+    });
+    expect(await headManifest(fixture.reg, 'web/app', 'v1')).toBeDefined();
+    expect(report).toMatchObject({
+      outcome: 'failed',
+      figures: { manifestsDeleted: 0, integrityFailures: 0 },
+      problems: [
+        expect.stringMatching(
+          /^the registry is in read-only maintenance mode \(DELETE in web\/app answered 405\)\. Take it out of read-only mode .* and restart the registry\.$/,
+        ),
+      ],
+      cleanup: { garbageCollection: { ran: false, reason: 'deletes were refused' } },
+    });
+    expect(fixture.published().at(-1)?.Subject).toMatch(
+      /^registry-janitor: FAILED - the registry is in read-only/,
+    );
+  });
+
   it('when the notification cannot be sent: the run fails and says why', async () => {
     fixture = await startHandlerFixture();
     await fixture.pushOld('web/app', 'v1', 30);

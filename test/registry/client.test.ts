@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidNameError } from '../../lambda/domain/names.js';
-import { createRegistryClient, type RegistryClient } from '../../lambda/registry/client.js';
+import { createRegistryClient, PROBE_DIGEST, type RegistryClient } from '../../lambda/registry/client.js';
 import { BodyTooLargeError, DeleteRefusedError } from '../../lambda/registry/errors.js';
 import {
   MediaTypes,
@@ -12,6 +12,7 @@ import {
 } from '../support/images.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { skopeoPull, skopeoPushMultiArch } from '../support/skopeo.js';
+import { manifestLinks } from '../support/storage.js';
 import { recordingAgent } from './recording.js';
 
 const AMD64 = { os: 'linux', architecture: 'amd64' };
@@ -169,6 +170,28 @@ describe('RegistryClient against a real registry', () => {
     expect(await skopeoPull(reg, 'delete/app', 'new')).toEqual({ ok: true });
   });
 
+  it('checks that deletes are allowed with a DELETE that removes nothing', async () => {
+    // Prepare
+    const image = await pushImage(reg, 'check/app', 'v1');
+    await pushImage(reg, 'check/app', 'v2');
+    const recorder = recordingAgent();
+    const recorded = createRegistryClient({ url: reg.url, concurrency: 1, dispatcher: recorder.dispatcher });
+    const before = await manifestLinks(reg);
+
+    // Act
+    const check = await recorded.checkDeletes('check/app');
+    await recorder.close();
+
+    // Assess
+    expect(check).toEqual({ status: 'allowed', repository: 'check/app' });
+    expect(recorder.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `DELETE /v2/check/app/manifests/${PROBE_DIGEST}`,
+    ]);
+    expect(await manifestLinks(reg)).toEqual(before);
+    expect(await client.resolveManifest('check/app', 'v1')).toBe(image.digest);
+    expect([...(await client.listTags('check/app'))].sort()).toEqual(['v1', 'v2']);
+  });
+
   it('rejects hostile names and references before any request is sent', async () => {
     // Prepare
     const recorder = recordingAgent();
@@ -215,6 +238,12 @@ describe('DELETE refused by the registry', () => {
         code: 'RJ_DELETE_DISABLED',
         message: expect.stringContaining('REGISTRY_STORAGE_DELETE_ENABLED=true'),
       });
+      expect(await client.checkDeletes('refused/app')).toEqual({
+        status: 'disabled',
+        repository: 'refused/app',
+        problem: 'deletes are disabled on the registry (DELETE in refused/app answered 405 UNSUPPORTED)',
+        fix: 'Set REGISTRY_STORAGE_DELETE_ENABLED=true (storage.delete.enabled: true in config.yml) and restart the registry.',
+      });
       expect(await client.resolveManifest('refused/app', 'v1')).toBe(image.digest);
     } finally {
       await client.close();
@@ -238,6 +267,12 @@ describe('DELETE refused by the registry', () => {
       await expect(attempt).rejects.toMatchObject({
         code: 'RJ_READ_ONLY',
         message: expect.stringContaining('read-only maintenance mode'),
+      });
+      expect(await client.checkDeletes('readonly/app')).toEqual({
+        status: 'read-only',
+        repository: 'readonly/app',
+        problem: 'the registry is in read-only maintenance mode (DELETE in readonly/app answered 405)',
+        fix: expect.stringMatching(/^Take it out of read-only mode .* and restart the registry\.$/),
       });
       expect(await client.resolveManifest('readonly/app', 'v1')).toBe(image.digest);
     } finally {

@@ -158,7 +158,7 @@ describe('pushes between the storage read and the API read', () => {
     const registry = createRegistryClient({ url: reg.url, concurrency: 4 });
 
     // Act
-    const inventory = await scan({
+    const { inventory } = await scan({
       registry,
       registryUrl: reg.url,
       storage,

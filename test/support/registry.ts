@@ -37,6 +37,11 @@ export interface StartRegistryOptions {
   auth?: AuthMode;
   deleteEnabled?: boolean;
   readOnly?: boolean;
+  /**
+   * With token auth: scopes (`repository:app:delete`) the token server leaves out of every token it issues, as
+   * it does for an account without that permission.
+   */
+  tokenWithholds?: readonly string[];
 }
 
 export interface GarbageCollectResult {
@@ -325,7 +330,16 @@ async function startTokenIssuer(
   dir: string,
   credentials: { username: string; password: string },
   tokenRequests: string[],
+  withholds: readonly string[],
 ): Promise<TokenIssuer> {
+  const withheld = withholds.flatMap((scope) => parseScope(scope) ?? []);
+  const granted = (access: GrantedAccess): GrantedAccess => ({
+    ...access,
+    actions: access.actions.filter(
+      (action) =>
+        !withheld.some((w) => w.type === access.type && w.name === access.name && w.actions.includes(action)),
+    ),
+  });
   const material = await selfSignedCertificate('registry-janitor-test-token-issuer');
   const certPath = join(dir, 'token.crt');
   await writeFile(certPath, material.cert);
@@ -366,7 +380,7 @@ async function startTokenIssuer(
     for (const scope of scopes) {
       tokenRequests.push(scope);
       const parsed = parseScope(scope);
-      if (parsed) access.push(parsed);
+      if (parsed) access.push(granted(parsed));
     }
     const token = signToken(key, certDer, presented.username, access);
     res
@@ -424,7 +438,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       authConfig = { htpasswd: { realm: 'registry-janitor-test', path: htpasswdPath } };
     } else if (authMode === 'token') {
       credentials = { username: TEST_USERNAME, password: randomBytes(12).toString('base64url') };
-      issuer = await startTokenIssuer(dir, credentials, tokenRequests);
+      issuer = await startTokenIssuer(dir, credentials, tokenRequests, opts.tokenWithholds ?? []);
       authConfig = {
         token: {
           realm: issuer.realm,

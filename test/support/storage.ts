@@ -134,3 +134,13 @@ export async function pushStaleAndCurrent(
   const current = await pushImage(reg, repository, 'new', { layerSizes: opts.currentLayerSizes ?? [1024] });
   return { stale, current };
 }
+
+/** Every manifest revision and tag link in storage, as `<repository>/_manifests/…/link`, sorted. */
+export async function manifestLinks(reg: TestRegistry): Promise<string[]> {
+  const base = join(storageRoot(reg), 'repositories');
+  const found = await readdir(base, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  return found.filter((path) => path.includes('/_manifests/') && path.endsWith('/link')).sort();
+}
