@@ -5,6 +5,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
+import { decimalNumber } from '../lambda/domain/quantity.js';
 import { RegistryJanitor, type RegistryJanitorProps } from './registry-janitor.js';
 
 /** The context keys the stack reads (cdk.json, or `-c key=value`). */
@@ -46,6 +47,7 @@ export class ContextError extends Error {
   }
 }
 
+const CONTEXT_NUMBER = decimalNumber();
 const SECRET_COMPLETE_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
 const ARN = /^arn:aws[a-z-]*:/;
 const RETENTION_DAYS = new Set<number>(
@@ -79,9 +81,9 @@ class ContextReader {
   number(key: string): number | undefined {
     const value = this.raw(key);
     if (value === undefined) return undefined;
-    const parsed = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-    if (typeof parsed === 'number' && Number.isFinite(parsed)) return parsed;
-    this.problems.push(`${key}: expected a number, got ${JSON.stringify(value)}`);
+    const reading = CONTEXT_NUMBER.read(value);
+    if (reading.ok) return reading.value;
+    this.problems.push(`${key}: ${reading.problem}`);
     return undefined;
   }
 

@@ -10,8 +10,18 @@ import {
   type OptionValues,
   unknownWord,
 } from './command-line.js';
+import { compileTagPattern } from './domain/pattern.js';
 import type { Plan } from './domain/plan.js';
-import { buildPolicy, type Policy, PolicyError, parseDuration, type RuleInput } from './domain/policy.js';
+import {
+  buildPolicy,
+  KEEP_DAYS,
+  KEEP_LAST,
+  type Policy,
+  PolicyError,
+  type RuleInput,
+  UNTAGGED_GRACE,
+} from './domain/policy.js';
+import { DAY_MS, duration, type Quantity, wholeNumber } from './domain/quantity.js';
 import { parseSavedPlan } from './domain/saved-plan.js';
 import { errorMessage } from './error-message.js';
 import { HostParameterError, hostEnvironment } from './host/script.js';
@@ -83,21 +93,24 @@ export class UsageError extends Error {
 
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_TIMEOUT = '1h';
+export const CONCURRENCY = wholeNumber({ min: 1, max: 64 });
+// Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay fires at once.
+export const TIMEOUT = duration({ positive: true, max: 24 * DAY_MS, examples: ['30m', '2h'] });
+const REGISTRY_PORT = wholeNumber({ min: 1, max: 65_535 });
+const UPLOAD_WAIT = duration({ max: DAY_MS, examples: ['0', '90s', '5m'] });
 
-function wholeNumber(
-  value: string | undefined,
-  flag: string,
+/** A flag's value read by its quantity; a problem names the flag. */
+function readFlag(
+  flag: OptionName,
+  text: string | undefined,
+  quantity: Quantity,
   problems: string[],
-  min = 0,
-  max = Number.MAX_SAFE_INTEGER,
-) {
-  if (value === undefined) return undefined;
-  const number = Number(value);
-  if (!/^\d+$/.test(value.trim()) || number < min || number > max) {
-    problems.push(`--${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
-    return undefined;
-  }
-  return number;
+): number | undefined {
+  if (text === undefined) return undefined;
+  const reading = quantity.read(text);
+  if (reading.ok) return reading.value;
+  problems.push(`--${flag}: ${reading.problem}`);
+  return undefined;
 }
 
 /** http(s) origin of the registry; a trailing `/` or `/v2/` is accepted and dropped. */
@@ -219,22 +232,18 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
 
   const problemsBeforeRule = problems.length;
   const flagRule: RuleInput = {};
-  const keepLast = wholeNumber(v['keep-last'], 'keep-last', problems);
+  const keepLast = readFlag('keep-last', v['keep-last'], KEEP_LAST, problems);
   if (keepLast !== undefined) flagRule.keepLast = keepLast;
-  if (v['keep-days'] !== undefined) {
-    const days = Number(v['keep-days']);
-    if (!Number.isFinite(days) || days < 0 || v['keep-days'].trim() === '') {
-      problems.push(`--keep-days: expected a number of days ≥ 0, got ${JSON.stringify(v['keep-days'])}`);
-    } else flagRule.keepDays = days;
+  const keepDays = v['keep-days'];
+  if (readFlag('keep-days', keepDays, KEEP_DAYS, problems) !== undefined) flagRule.keepDays = keepDays;
+  const grace = v['untagged-grace'];
+  if (readFlag('untagged-grace', grace, UNTAGGED_GRACE, problems) !== undefined)
+    flagRule.untaggedGrace = grace;
+  for (const source of v['keep-tag'] ?? []) {
+    const reading = compileTagPattern(source);
+    if (!reading.ok) problems.push(`--keep-tag: ${reading.problem}`);
   }
   if (v['keep-tag']) flagRule.keepTags = v['keep-tag'];
-  if (v['untagged-grace'] !== undefined) {
-    if (parseDuration(v['untagged-grace']) === undefined) {
-      problems.push(
-        `--untagged-grace: expected a duration such as 0, 90m, 2h or 7d, got ${JSON.stringify(v['untagged-grace'])}`,
-      );
-    } else flagRule.untaggedGrace = v['untagged-grace'];
-  }
 
   let policyFile: unknown;
   if (v.policy !== undefined) {
@@ -260,12 +269,8 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     }
   }
 
-  const concurrency = wholeNumber(v.concurrency, 'concurrency', problems, 1, 64) ?? DEFAULT_CONCURRENCY;
-  const timeoutText = v.timeout ?? DEFAULT_TIMEOUT;
-  const timeoutMs = parseDuration(timeoutText);
-  if (timeoutMs === undefined || timeoutMs === 0) {
-    problems.push(`--timeout: expected a duration such as 30m or 2h, got ${JSON.stringify(timeoutText)}`);
-  }
+  const concurrency = readFlag('concurrency', v.concurrency, CONCURRENCY, problems) ?? DEFAULT_CONCURRENCY;
+  const timeoutMs = readFlag('timeout', v.timeout ?? DEFAULT_TIMEOUT, TIMEOUT, problems);
 
   let ca: string | undefined;
   if (v['ca-file'] !== undefined) {
@@ -434,18 +439,10 @@ function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
     ...(v['lock-file'] !== undefined ? { lockFile: v['lock-file'] } : {}),
     ...(v['log-dir'] !== undefined ? { logDir: v['log-dir'] } : {}),
   };
-  if (v['registry-port'] !== undefined) {
-    const port = wholeNumber(v['registry-port'], 'registry-port', problems, 1, 65_535);
-    if (port !== undefined) params.registryPort = port;
-  }
-  if (v['upload-wait'] !== undefined) {
-    const ms = parseDuration(v['upload-wait']);
-    if (ms === undefined) {
-      problems.push(
-        `--upload-wait: expected a duration such as 0, 90s or 5m, got ${JSON.stringify(v['upload-wait'])}`,
-      );
-    } else params.uploadWaitSeconds = Math.round(ms / 1000);
-  }
+  const registryPort = readFlag('registry-port', v['registry-port'], REGISTRY_PORT, problems);
+  if (registryPort !== undefined) params.registryPort = registryPort;
+  const uploadWaitMs = readFlag('upload-wait', v['upload-wait'], UPLOAD_WAIT, problems);
+  if (uploadWaitMs !== undefined) params.uploadWaitSeconds = Math.round(uploadWaitMs / 1000);
   try {
     hostEnvironment('collect', params);
   } catch (error) {

@@ -35,7 +35,7 @@ describe('bad input', () => {
     expect(result.code).toBe(2);
     expect(result.stderr.split('\n').filter((line) => line.startsWith('error: '))).toEqual([
       'error: --registry: expected an http:// or https:// address with no path, e.g. https://registry.example.com:5000, got "ftp://registry"',
-      'error: --keep-last: expected a whole number from 0 to 9007199254740991, got "ten"',
+      'error: --keep-last: expected a whole number ≥ 0 such as 10, got "ten"',
       'error: --untagged-grace: expected a duration such as 0, 90m, 2h or 7d, got "3 days"',
       'error: --concurrency: expected a whole number from 1 to 64, got "0"',
     ]);
@@ -54,8 +54,66 @@ describe('bad input', () => {
 
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(
-      `error: ${file}: rules[0].keepDays: Invalid input: expected number, received string`,
+      `error: ${file}: rules[0].keepDays: expected a number of days or a duration such as 30, 36h or 2w, got "ten"`,
     );
+  });
+
+  it('refuses numbers and durations it would misread, stating what each flag takes', async () => {
+    const result = await runCli([
+      'clean',
+      '--registry',
+      'http://127.0.0.1:1',
+      '--keep-days',
+      '0x10',
+      '--keep-last=-1',
+      '--untagged-grace',
+      '1e3s',
+      '--timeout',
+      '25d',
+      '--concurrency',
+      ' 5',
+      '--gc',
+      'local',
+      '--upload-wait',
+      '2d',
+      '--yes',
+    ]);
+    const fiftyDays = await runCli(['verify', '--registry', 'http://127.0.0.1:1', '--timeout', '50d']);
+
+    expect(result.code).toBe(2);
+    expect(result.stderr.split('\n').filter((line) => line.startsWith('error: '))).toEqual([
+      'error: --keep-last: expected a whole number ≥ 0 such as 10, got "-1"',
+      'error: --keep-days: expected a number of days or a duration such as 30, 36h or 2w, got "0x10"',
+      'error: --untagged-grace: expected a duration such as 0, 90m, 2h or 7d, got "1e3s"',
+      'error: --concurrency: expected a whole number from 1 to 64, got " 5"',
+      'error: --timeout: expected a duration of more than 0 and at most 24d such as 30m or 2h, got "25d"',
+      'error: --upload-wait: expected a duration of at most 1d such as 0, 90s or 5m, got "2d"',
+    ]);
+    expect(fiftyDays).toMatchObject({ code: 2, stdout: '' });
+    expect(fiftyDays.stderr).toContain(
+      'error: --timeout: expected a duration of more than 0 and at most 24d such as 30m or 2h, got "50d"\n',
+    );
+    expect(result.stderr + fiftyDays.stderr).not.toMatch(/\n\s+at |out of range/);
+  });
+
+  it('refuses a keep-tag pattern RE2 cannot run, naming each one and why', async () => {
+    const result = await runCli([
+      'plan',
+      '--registry',
+      'http://127.0.0.1:1',
+      '--keep-tag',
+      '^latest$',
+      '--keep-tag',
+      '^(?!dev-)',
+      '--keep-tag',
+      '^(v)\\1$',
+    ]);
+
+    expect(result).toMatchObject({ code: 2, stdout: '' });
+    expect(result.stderr.split('\n').filter((line) => line.startsWith('error: '))).toEqual([
+      'error: --keep-tag: "^(?!dev-)" is not an RE2 regular expression: invalid or unsupported Perl syntax: `(?!` (RE2 has no lookahead or lookbehind)',
+      'error: --keep-tag: "^(v)\\\\1$" is not an RE2 regular expression: invalid escape sequence: `\\1` (RE2 has no backreferences)',
+    ]);
   });
 
   it('refuses clean without --yes when nobody can answer the question', async () => {

@@ -75,7 +75,9 @@ describe('mistakes', () => {
       'error: --keep-days: needs a value (D); one that starts with "-" goes after "=", as in --keep-days=-1\n',
     );
     expect(negative.code).toBe(2);
-    expect(negative.stderr).toContain('error: --keep-days: expected a number of days ≥ 0, got "-1"');
+    expect(negative.stderr).toContain(
+      'error: --keep-days: expected a number of days or a duration such as 30, 36h or 2w, got "-1"',
+    );
     expect(negative.stderr).not.toMatch(/ambiguous|\n\s+at /);
   });
 
@@ -130,6 +132,47 @@ describe('against a registry', () => {
     expect(widest(wide.stdout)).toBeLessThanOrEqual(200);
     expect(wide.stdout).toContain(`  ${tag}  `);
     expect((JSON.parse(json.stdout) as Plan).repositories[0]?.tags.map((t) => t.tag)).toContain(tag);
+  });
+
+  it('plans with a keep-tag pattern that backtracks without end in JavaScript, against a long pushed tag', async () => {
+    // Prepare: a tag of 61 characters on which /^(a+)+$/ never returns in JavaScript
+    const hostile = `${'a'.repeat(60)}b`;
+    const long = await pushImage(reg, 'redos/app', hostile, {});
+    await backdate(reg, 'redos/app', long.digest, 30, hostile);
+    const short = await pushImage(reg, 'redos/app', 'aaaa', {});
+    await backdate(reg, 'redos/app', short.digest, 30, 'aaaa');
+
+    // Act
+    const result = await runCli(
+      [
+        'plan',
+        '--registry',
+        reg.url,
+        '--repo',
+        'redos/*',
+        '--storage-root',
+        reg.root,
+        '--keep-last',
+        '0',
+        '--keep-tag',
+        '^(a+)+$',
+        '--timeout',
+        '1h30m',
+        '--json',
+      ],
+      login(),
+    );
+
+    // Assess
+    expect(result.code).toBe(0);
+    const tags = (JSON.parse(result.stdout) as Plan).repositories[0]?.tags;
+    expect(tags?.map(({ tag, decision, reason }) => ({ tag, decision, reason }))).toEqual(
+      expect.arrayContaining([
+        { tag: 'aaaa', decision: 'keep', reason: 'matches keep-tag /^(a+)+$/' },
+        expect.objectContaining({ tag: hostile, decision: 'delete' }),
+      ]),
+    );
+    expect(await headManifest(reg, 'redos/app', hostile)).toBe(long.digest);
   });
 
   it('runs clean --dry-run as plan: shows the plan and deletes nothing', async () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { registryOrigin } from '../config.js';
+import { CONCURRENCY, registryOrigin } from '../config.js';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
+import { type Quantity, wholeNumber } from '../domain/quantity.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
 import type { HostParams } from '../ports.js';
 import { ARN, INSTANCE_ID, S3_BUCKET, SSM_DOCUMENT } from './identifiers.js';
@@ -73,6 +74,8 @@ function json(text: string | undefined, name: string, problems: string[]): unkno
     return undefined;
   }
 }
+
+const GC_WAIT_SECONDS = wholeNumber({ min: 10, max: 840 });
 
 const globList = z.array(z.string().min(1).max(256)).max(100);
 
@@ -166,18 +169,16 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   };
   const repositories = globs(ENV.repositories);
   const excludeRepositories = globs(ENV.excludeRepositories);
-  const number = (name: string, fallback: number, min: number, max: number): number => {
+  const number = (name: string, fallback: number, quantity: Quantity): number => {
     const text = get(name);
     if (text === undefined) return fallback;
-    const value = Number(text);
-    if (!/^\d+$/.test(text) || value < min || value > max) {
-      problems.push(`${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-      return fallback;
-    }
-    return value;
+    const reading = quantity.read(text);
+    if (reading.ok) return reading.value;
+    problems.push(`${name}: ${reading.problem}`);
+    return fallback;
   };
-  const concurrency = number(ENV.concurrency, 8, 1, 64);
-  const gcWaitSeconds = number(ENV.gcWaitSeconds, 600, 10, 840);
+  const concurrency = number(ENV.concurrency, 8, CONCURRENCY);
+  const gcWaitSeconds = number(ENV.gcWaitSeconds, 600, GC_WAIT_SECONDS);
   const metricsNamespace = get(ENV.metricsNamespace) ?? 'RegistryJanitor';
 
   if (problems.length > 0 || !registryUrl || !instanceId || !policy) throw new ConfigurationError(problems);

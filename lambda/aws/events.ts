@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { printable } from '../domain/names.js';
-import { DURATION } from '../domain/policy.js';
+import {
+  KEEP_DAYS,
+  KEEP_LAST,
+  keepDaysField,
+  keepLastField,
+  tagPatternField,
+  UNTAGGED_GRACE,
+  untaggedGraceField,
+} from '../domain/policy.js';
 import { SSM_COMMAND_ID } from './identifiers.js';
 
 /** The input the stack's EventBridge Scheduler schedule delivers. */
@@ -23,9 +31,9 @@ export interface Overrides {
   readonly repositories?: readonly string[];
   readonly excludeRepositories?: readonly string[];
   readonly keepLast?: number;
-  readonly keepDays?: number;
+  readonly keepDays?: number | string;
   readonly keepTags?: readonly string[];
-  readonly untaggedGrace?: string;
+  readonly untaggedGrace?: number | string;
 }
 
 export type FunctionEvent =
@@ -62,13 +70,6 @@ export class EventError extends Error {
   }
 }
 
-const regex = z.string().superRefine((value, ctx) => {
-  try {
-    new RegExp(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: `invalid regular expression (${(error as Error).message})` });
-  }
-});
 const globs = z.array(z.string().min(1).max(256)).max(100);
 
 const OVERRIDE_FIELDS = {
@@ -76,13 +77,13 @@ const OVERRIDE_FIELDS = {
   gc: { schema: z.boolean(), accepts: 'true or false (false skips garbage collection)' },
   repositories: { schema: globs, accepts: 'an array of up to 100 repository globs, e.g. ["web/*"]' },
   excludeRepositories: { schema: globs, accepts: 'an array of up to 100 repository globs, e.g. ["base/**"]' },
-  keepLast: { schema: z.number().int().min(0), accepts: 'a whole number ≥ 0, e.g. 5' },
-  keepDays: { schema: z.number().min(0), accepts: 'a number of days ≥ 0, e.g. 10' },
-  keepTags: { schema: z.array(regex), accepts: 'an array of regular expressions, e.g. ["^v1"]' },
-  untaggedGrace: {
-    schema: z.string().regex(DURATION),
-    accepts: 'a duration such as 0, 90m, 2h or 7d',
+  keepLast: { schema: keepLastField, accepts: KEEP_LAST.expected },
+  keepDays: { schema: keepDaysField, accepts: KEEP_DAYS.expected },
+  keepTags: {
+    schema: z.array(tagPatternField),
+    accepts: 'an array of RE2 regular expressions, e.g. ["^v1"]',
   },
+  untaggedGrace: { schema: untaggedGraceField, accepts: UNTAGGED_GRACE.expected },
 } as const;
 
 const overridesSchema = z.strictObject(

@@ -1,6 +1,7 @@
 import type { Inventory, Manifest, Repository } from './inventory.js';
 import type { Digest } from './names.js';
-import { describeRule, formatDuration, type Policy, type Rule, ruleFor } from './policy.js';
+import { describeRule, type Policy, type Rule, ruleFor } from './policy.js';
+import { DAY_MS, formatDuration } from './quantity.js';
 import { type Reclaim, reclaim } from './reclaim.js';
 
 export type Decision = 'keep' | 'delete';
@@ -99,7 +100,6 @@ export function deletesRefused(plan: Plan): string | undefined {
 
 const EARLIEST_PLAUSIBLE = Date.UTC(2000, 0, 1);
 const FUTURE_TOLERANCE_MS = 60 * 60 * 1000;
-const DAY_MS = 86_400_000;
 
 const REFERRER_TAG = /^sha256-([a-f0-9]{64})(?:\.(sig|att|sbom))?$/;
 
@@ -228,7 +228,6 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
         a.manifest.digest.localeCompare(b.manifest.digest),
     );
   const rank = new Map(ranked.map((node, index) => [node.manifest.digest, index]));
-  const keepTagPatterns = rule.keepTags.map((source) => ({ source, regex: new RegExp(source) }));
 
   for (const node of images) {
     const time = node.clock?.time;
@@ -249,7 +248,7 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     const byImage = imageReason();
     for (const tag of node.tags) {
       if (referrerTagSubject(tag) !== undefined) continue;
-      const pattern = keepTagPatterns.find(({ regex }) => regex.test(tag));
+      const pattern = rule.keepTags.find((keepTag) => keepTag.test(tag));
       const reason = pattern ? `matches keep-tag /${pattern.source}/` : byImage;
       if (reason !== undefined) tagDecisions.set(tag, { decision: 'keep', reason });
     }

@@ -1,60 +1,71 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
+import { compileTagPattern, type TagPattern } from './pattern.js';
+import { DAY_MS, duration, formatDuration, type Quantity, wholeNumber } from './quantity.js';
 
-/** `0`, or a number with a unit: s, m, h, d or w. */
-export const DURATION = /^(?:0|\d+(?:\.\d+)?[smhdw])$/;
-const UNIT_MS: Record<string, number> = {
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
+export const KEEP_LAST = wholeNumber({ example: '10' });
+export const KEEP_DAYS = duration({ unit: 'd', examples: ['30', '36h', '2w'] });
+export const UNTAGGED_GRACE = duration({ examples: ['0', '90m', '2h', '7d'] });
+export const DEFAULT_UNTAGGED_GRACE = '24h';
 
-/** `0`, `90m`, `2h`, `7d`, `2w` → milliseconds; undefined when the text is not a duration. */
-export function parseDuration(text: string): number | undefined {
-  const trimmed = text.trim();
-  if (!DURATION.test(trimmed)) return undefined;
-  if (trimmed === '0') return 0;
-  const unit = trimmed.slice(-1);
-  return Math.round(Number(trimmed.slice(0, -1)) * (UNIT_MS[unit] ?? 0));
+/** The value of an input already checked against its quantity. */
+function checkedValue(quantity: Quantity, input: unknown): number {
+  const reading = quantity.read(input);
+  if (!reading.ok) throw new Error(`unchecked policy value: ${reading.problem}`);
+  return reading.value;
 }
 
-/** Milliseconds → the largest whole unit that fits: `9d`, `5h`, `42m`, `12s`. */
-export function formatDuration(ms: number): string {
-  const abs = Math.abs(ms);
-  for (const unit of ['d', 'h', 'm'] as const) {
-    const size = UNIT_MS[unit] ?? 1;
-    if (abs >= size) return `${Math.floor(abs / size)}${unit}`;
-  }
-  return `${Math.floor(abs / 1000)}s`;
+/** A field read by a quantity from the JSON types `base` takes, with its message for any other value. */
+function quantityField<T extends z.ZodType>(
+  base: (error: (issue: { input?: unknown }) => string) => T,
+  quantity: Quantity,
+  json: Record<string, unknown>,
+) {
+  return base((issue) => quantity.refuse(issue.input))
+    .superRefine((value, ctx) => {
+      const reading = quantity.read(value);
+      if (!reading.ok) ctx.addIssue({ code: 'custom', message: reading.problem });
+    })
+    .meta(json);
 }
 
-const durationField = z.string().regex(DURATION, 'expected a duration such as 0, 90m, 2h or 7d');
+const numberOrText = (error: (issue: { input?: unknown }) => string) =>
+  z.union([z.number(), z.string()], { error });
 
-const regexField = z.string().superRefine((value, ctx) => {
-  try {
-    new RegExp(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(error as Error).message}` });
-  }
+export const keepLastField = quantityField((error) => z.number({ error }), KEEP_LAST, {
+  type: 'integer',
+  minimum: 0,
+});
+export const keepDaysField = quantityField(numberOrText, KEEP_DAYS, {
+  anyOf: [
+    { type: 'number', minimum: 0 },
+    { type: 'string', pattern: KEEP_DAYS.pattern },
+  ],
+});
+export const untaggedGraceField = quantityField(numberOrText, UNTAGGED_GRACE, {
+  anyOf: [{ const: 0 }, { type: 'string', pattern: UNTAGGED_GRACE.pattern }],
+});
+export const tagPatternField = z.string().superRefine((value, ctx) => {
+  const reading = compileTagPattern(value);
+  if (!reading.ok) ctx.addIssue({ code: 'custom', message: reading.problem });
 });
 
 const ruleFields = {
-  keepLast: z
-    .number()
-    .int()
-    .min(0)
+  keepLast: keepLastField
     .optional()
     .describe('Keep the N most recent images (distinct digests, not tag names). 0 keeps none by count.'),
-  keepDays: z.number().min(0).optional().describe('Keep every image pushed less than this many days ago.'),
-  keepTags: z
-    .array(regexField)
+  keepDays: keepDaysField
     .optional()
     .describe(
-      'Keep every tag matching one of these regular expressions (JavaScript syntax), e.g. "^latest$".',
+      'Keep every image pushed less than this many days ago: 30, or a duration such as "36h" or "2w".',
     ),
-  untaggedGrace: durationField
+  keepTags: z
+    .array(tagPatternField)
+    .optional()
+    .describe(
+      'Keep every tag matching one of these regular expressions (RE2 syntax: no lookaround or backreferences), e.g. "^latest$".',
+    ),
+  untaggedGrace: untaggedGraceField
     .optional()
     .describe('Untagged manifests younger than this are left alone (a multi-arch push uploads them first).'),
   protect: z.boolean().optional().describe('Keep everything in the matching repositories.'),
@@ -90,7 +101,7 @@ export type PolicyFile = z.infer<typeof policyFileSchema>;
 export interface Rule {
   readonly keepLast?: number;
   readonly keepDays?: number;
-  readonly keepTags: readonly string[];
+  readonly keepTags: readonly TagPattern[];
   readonly untaggedGraceMs: number;
   readonly protect: boolean;
   /** Where the rule came from: `defaults` or `rules[2]`. */
@@ -101,8 +112,6 @@ export interface Policy {
   readonly defaults: Rule;
   readonly rules: readonly { readonly repositories: readonly string[]; readonly rule: Rule }[];
 }
-
-export const DEFAULT_UNTAGGED_GRACE = '24h';
 
 export class PolicyError extends Error {
   override readonly name = 'PolicyError';
@@ -125,13 +134,21 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string): stri
 function settle(input: RuleInput, base: Partial<Rule> & { untaggedGraceMs: number }, source: string): Rule {
   return {
     keepLast: input.keepLast ?? base.keepLast,
-    keepDays: input.keepDays ?? base.keepDays,
-    keepTags: input.keepTags ?? base.keepTags ?? [],
+    keepDays: input.keepDays !== undefined ? checkedValue(KEEP_DAYS, input.keepDays) / DAY_MS : base.keepDays,
+    keepTags: input.keepTags?.map(compiled) ?? base.keepTags ?? [],
     untaggedGraceMs:
-      input.untaggedGrace !== undefined ? (parseDuration(input.untaggedGrace) ?? 0) : base.untaggedGraceMs,
+      input.untaggedGrace !== undefined
+        ? checkedValue(UNTAGGED_GRACE, input.untaggedGrace)
+        : base.untaggedGraceMs,
     protect: input.protect ?? base.protect ?? false,
     source,
   };
+}
+
+function compiled(source: string): TagPattern {
+  const reading = compileTagPattern(source);
+  if (!reading.ok) throw new Error(`unchecked tag pattern: ${reading.problem}`);
+  return reading.pattern;
 }
 
 /**
@@ -156,7 +173,7 @@ export function buildPolicy(file: unknown, flags: RuleInput, fileLabel = 'policy
   const defaultsInput: RuleInput = { ...parsedFile.defaults, ...flagRule };
   const defaults = settle(
     defaultsInput,
-    { untaggedGraceMs: parseDuration(DEFAULT_UNTAGGED_GRACE) ?? 0 },
+    { untaggedGraceMs: checkedValue(UNTAGGED_GRACE, DEFAULT_UNTAGGED_GRACE) },
     'defaults',
   );
   if (!hasRetention(defaults)) {
@@ -192,7 +209,8 @@ export function describeRule(rule: Rule): string {
   const parts: string[] = [];
   if (rule.keepLast !== undefined) parts.push(`keep last ${rule.keepLast}`);
   if (rule.keepDays !== undefined) parts.push(`keep ${rule.keepDays}d`);
-  if (rule.keepTags.length > 0) parts.push(`keep tags ${rule.keepTags.map((tag) => `/${tag}/`).join(' ')}`);
+  if (rule.keepTags.length > 0)
+    parts.push(`keep tags ${rule.keepTags.map((tag) => `/${tag.source}/`).join(' ')}`);
   parts.push(`untagged grace ${formatDuration(rule.untaggedGraceMs)}`);
   return `${rule.source}: ${parts.join(', ')}`;
 }

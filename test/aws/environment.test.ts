@@ -53,4 +53,32 @@ describe('the function configuration', () => {
       'GC_WAIT_SECONDS: expected a whole number from 10 to 840, got "5"',
     ]);
   });
+
+  it('reads numbers and policy fields as the command line does, naming the variable', () => {
+    const policy = {
+      defaults: { keepDays: '30d', keepTags: ['^latest$', '^(?=v)'] },
+      rules: [{ repositories: ['ci/**'], keepDays: '0x10' }],
+    };
+
+    expect(
+      problemsOf({
+        ...valid,
+        [ENV.policy]: JSON.stringify(policy),
+        [ENV.concurrency]: '0x10',
+        [ENV.gcWaitSeconds]: '1e3',
+      }),
+    ).toEqual([
+      'POLICY_JSON: defaults.keepTags[1]: "^(?=v)" is not an RE2 regular expression: invalid or unsupported Perl syntax: `(?=` (RE2 has no lookahead or lookbehind)',
+      'POLICY_JSON: rules[0].keepDays: expected a number of days or a duration such as 30, 36h or 2w, got "0x10"',
+      'CONCURRENCY: expected a whole number from 1 to 64, got "0x10"',
+      'GC_WAIT_SECONDS: expected a whole number from 10 to 840, got "1e3"',
+    ]);
+    const config = readFunctionConfig({
+      ...valid,
+      [ENV.policy]: '{"defaults":{"keepDays":"2w","untaggedGrace":"1h30m"}}',
+      [ENV.concurrency]: '16',
+    });
+    expect(config.policy.defaults).toMatchObject({ keepDays: 14, untaggedGraceMs: 5_400_000 });
+    expect(config.concurrency).toBe(16);
+  });
 });

@@ -78,6 +78,26 @@ describe('plan: retention of tagged images', () => {
     expect(deletedDigests(result)).toEqual([stale.digest]);
   });
 
+  it('plans a policy file pattern that backtracks without end in JavaScript against a long tag', () => {
+    // Prepare: one tag the pattern matches, one a push of 61 characters that JavaScript's RegExp cannot answer
+    const hostile = `${'a'.repeat(60)}b`;
+    const matching = image('matching', { pushedAt: daysAgo(50) });
+    const long = image('long', { pushedAt: daysAgo(40) });
+    const repo = repository('app', [tag('aaaa', matching), tag(hostile, long)], [matching, long]);
+    const file = { rules: [{ repositories: ['app'], keepLast: 0, keepTags: ['^(a+)+$'] }] };
+
+    // Act
+    const result = only(plan(inventory(repo), buildPolicy(file, { keepLast: 10 }), NOW));
+
+    // Assess
+    expect(tagDecision(result, 'aaaa')).toMatchObject({
+      decision: 'keep',
+      reason: 'matches keep-tag /^(a+)+$/',
+    });
+    expect(tagDecision(result, hostile)?.decision).toBe('delete');
+    expect(deletedDigests(result)).toEqual([long.digest]);
+  });
+
   it('keeps a stale tag that shares its digest with a kept tag, and says why', () => {
     const shared = image('shared', { pushedAt: daysAgo(90) });
     const repo = repository('app', [tag('latest', shared), tag('build-17', shared)], [shared]);

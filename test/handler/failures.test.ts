@@ -46,8 +46,17 @@ describe('an event the function does not accept', () => {
   const ACCEPTED = 'Accepted events: {"trigger":"schedule"}; an object of overrides';
 
   it.each<[string, unknown, string]>([
-    ['a number given as text', { keepLast: '5' }, 'keepLast: expected a whole number ≥ 0, e.g. 5, got "5"'],
-    ['a negative count', { keepLast: -1 }, 'keepLast: expected a whole number ≥ 0, e.g. 5, got -1'],
+    [
+      'a number given as text',
+      { keepLast: '5' },
+      'keepLast: expected a whole number ≥ 0 such as 10, got "5"',
+    ],
+    ['a negative count', { keepLast: -1 }, 'keepLast: expected a whole number ≥ 0 such as 10, got -1'],
+    [
+      'days in hexadecimal',
+      { keepDays: '0x10' },
+      'keepDays: expected a number of days or a duration such as 30, 36h or 2w, got "0x10"',
+    ],
     [
       'a misspelt field',
       { dryrun: true },
@@ -58,7 +67,11 @@ describe('an event the function does not accept', () => {
       { repositories: 'web/*' },
       'repositories: expected an array of up to 100 repository globs, e.g. ["web/*"], got "web/*"',
     ],
-    ['a broken regular expression', { keepTags: ['('] }, 'keepTags[0]: invalid regular expression'],
+    [
+      'a pattern RE2 cannot run',
+      { keepTags: ['^v', '(?=x)'] },
+      'keepTags[1]: "(?=x)" is not an RE2 regular expression: invalid or unsupported Perl syntax: `(?=` (RE2 has no lookahead or lookbehind)',
+    ],
     [
       'a duration in words',
       { untaggedGrace: '1 day' },

@@ -128,7 +128,7 @@ describe('the stack from context', () => {
     try {
       synthStack({
         registryUrl: '',
-        diskThresholdPercent: 'high',
+        diskThresholdPercent: '0x50',
         dryRun: 'yes',
         gcMode: 'offline',
         vpcId: 'vpc-0123456789abcdef0',
@@ -148,7 +148,7 @@ describe('the stack from context', () => {
       'vpcId and subnetIds: give both to run the function in a VPC, or neither',
       'instanceRoleArn: expected an IAM role ARN such as arn:aws:iam::123456789012:role/registry-host, got "registry-host"',
       expect.stringMatching(/^policy: not valid JSON/),
-      'diskThresholdPercent: expected a number, got "high"',
+      'diskThresholdPercent: expected a number ≥ 0, got "0x50"',
       'dryRun: expected true or false, got "yes"',
     ]);
     expect((error as Error).message).toContain('Set the values in cdk.json or with -c key=value.');
