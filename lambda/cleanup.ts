@@ -4,7 +4,16 @@ import { type DeleteCheck, type DeletionUnit, deletesRefused, type Plan, plan } 
 import type { Policy } from './domain/policy.js';
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
-import type { Clock, HostParams, HostRun, HostRunner, Progress, Registry, StorageLister } from './ports.js';
+import type {
+  Clock,
+  DeleteOutcome,
+  HostParams,
+  HostRun,
+  HostRunner,
+  Progress,
+  Registry,
+  StorageLister,
+} from './ports.js';
 import { scan } from './scan.js';
 import { currentTags, type TagToVerify, type Verification, verifyTags } from './verify.js';
 
@@ -118,10 +127,16 @@ const REFUSAL_CODES: Partial<Record<DeleteCheck['status'], string>> = {
   denied: 'RJ_AUTH',
 };
 
+export const STILL_SERVED = 'the registry acknowledged the delete but still serves the manifest';
+
 /**
  * Deletes what the plan says, repository by repository. Right before a repository's deletions its tags are
  * resolved again; a unit whose digests are no longer pointed to by exactly the tags the plan saw (a tag moved,
- * or a new tag points there) is skipped. A 404 counts as already done.
+ * or a new tag points there) is skipped. A 404 counts as already done. A DELETE the registry acknowledges counts
+ * only once a HEAD by digest right after it answers 404; a manifest still served is a failed deletion, and the
+ * rest of its unit is left alone. That one immediate check is the contract: a cache in front of the registry
+ * that serves a deleted manifest a while longer makes the deletion count as failed, and the next run finds it
+ * gone.
  */
 export async function applyPlan(
   ports: CleanupPorts,
@@ -169,9 +184,9 @@ export async function applyPlan(
           }
           for (const step of unit.steps) {
             if (stoppedBy) return;
+            let outcome: DeleteOutcome;
             try {
-              const outcome = await limit(() => ports.registry.deleteManifest(repository.name, step.digest));
-              deleted.push({ repository: repository.name, digest: step.digest, outcome });
+              outcome = await limit(() => ports.registry.deleteManifest(repository.name, step.digest));
             } catch (error) {
               const code = errorCode(error);
               if (code && STOPPING_CODES.has(code)) stoppedBy ??= { code, message: errorMessage(error) };
@@ -179,6 +194,15 @@ export async function applyPlan(
                 failed.push({ repository: repository.name, digest: step.digest, error: errorMessage(error) });
               return;
             }
+            const present =
+              outcome === 'deleted'
+                ? await stillPresent(ports.registry, repository.name, step.digest, limit)
+                : undefined;
+            if (present) {
+              failed.push({ repository: repository.name, digest: step.digest, error: present });
+              return;
+            }
+            deleted.push({ repository: repository.name, digest: step.digest, outcome });
           }
         }),
       );
@@ -187,6 +211,22 @@ export async function applyPlan(
     }),
   );
   return { deleted, skipped, failed, ...(stoppedBy ? { stoppedBy } : {}) };
+}
+
+/** Why a manifest whose DELETE the registry acknowledged is not deleted; undefined once a HEAD finds it gone. */
+async function stillPresent(
+  registry: Registry,
+  repository: string,
+  digest: Digest,
+  limit: Limit,
+): Promise<string | undefined> {
+  try {
+    return (await limit(() => registry.resolveManifest(repository, digest))) === undefined
+      ? undefined
+      : STILL_SERVED;
+  } catch (error) {
+    return `the registry acknowledged the delete, but checking that the manifest is gone failed: ${errorMessage(error)}`;
+  }
 }
 
 /** Where every tag of a repository points right now: digest → tag names. */

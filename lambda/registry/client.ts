@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import {
   assertDigest,
@@ -31,6 +32,7 @@ import {
   READ_ONLY_FIX,
   RegistryError,
   RegistryHttpError,
+  RegistryRequestError,
   RegistryResponseError,
 } from './errors.js';
 import {
@@ -43,6 +45,7 @@ import {
   readSnippet,
   translateTransportError,
 } from './http.js';
+import { backoffMs, isRetryable, RETRY_STATUSES, type RetryOptions, retryAfterMs } from './retry.js';
 
 export const MANIFEST_MEDIA_TYPES = [
   'application/vnd.oci.image.index.v1+json',
@@ -74,7 +77,10 @@ export interface RegistryClientOptions {
   readonly requestTimeoutMs?: number;
   /** Aborts every request, including retries waiting to run, when it fires. */
   readonly deadline?: AbortSignal;
-  /** Retries after the first attempt for 429, 502, 503, 504 and connection failures. @default 4 */
+  /**
+   * Retries after the first attempt for 429, 502, 503, 504, connection failures and resets (before or during
+   * the body) and timeouts. @default 4
+   */
   readonly retries?: number;
   /** First retry delay when the registry sends no Retry-After; doubled each time. @default 500 */
   readonly retryMinDelayMs?: number;
@@ -137,6 +143,7 @@ export class RegistryClient implements Registry {
   readonly #credentials: Credentials | undefined;
   readonly #deadline: AbortSignal | undefined;
   readonly #timeoutMs: number;
+  readonly #retry: RetryOptions;
   readonly #userAgent: string;
   readonly #pageSize: number;
   readonly #maxPages: number;
@@ -153,9 +160,11 @@ export class RegistryClient implements Registry {
     this.#protocol = url.protocol;
     const concurrency = positiveInteger(options.concurrency, 'concurrency');
     this.#timeoutMs = positiveInteger(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs');
-    const retries = nonNegativeInteger(options.retries ?? 4, 'retries');
-    const minDelayMs = nonNegativeInteger(options.retryMinDelayMs ?? 500, 'retryMinDelayMs');
-    const maxDelayMs = nonNegativeInteger(options.retryMaxDelayMs ?? 10_000, 'retryMaxDelayMs');
+    this.#retry = {
+      retries: nonNegativeInteger(options.retries ?? 4, 'retries'),
+      minDelayMs: nonNegativeInteger(options.retryMinDelayMs ?? 500, 'retryMinDelayMs'),
+      maxDelayMs: nonNegativeInteger(options.retryMaxDelayMs ?? 10_000, 'retryMaxDelayMs'),
+    };
     this.#pageSize = positiveInteger(options.pageSize ?? MAX_PAGE_SIZE, 'pageSize');
     if (this.#pageSize > MAX_PAGE_SIZE) {
       invalidOption('pageSize', options.pageSize, `at most ${MAX_PAGE_SIZE}`);
@@ -180,7 +189,7 @@ export class RegistryClient implements Registry {
       });
       base = this.#owned;
     }
-    this.#dispatcher = composeDispatcher(base, { retries, minDelayMs, maxDelayMs });
+    this.#dispatcher = composeDispatcher(base);
   }
 
   /** Closes the connection pool the client created; an injected dispatcher is left to its owner. */
@@ -218,47 +227,41 @@ export class RegistryClient implements Registry {
     const name = assertRepositoryName(repository);
     const ref = assertReference(reference);
     const path = `/v2/${name}/manifests/${ref}`;
-    const response = await this.#send({
-      method: 'GET',
-      path,
-      scope: pullScope(name),
-      accept: MANIFEST_ACCEPT,
-    });
-    if (response.statusCode === 404) {
-      await discard(response.body);
-      return undefined;
-    }
-    if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
+    const call: Call = { method: 'GET', path, scope: pullScope(name), accept: MANIFEST_ACCEPT };
+    return this.#call(call, async (response) => {
+      if (response.statusCode === 404) {
+        await discard(response.body);
+        return undefined;
+      }
+      if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
 
-    const what = `manifest ${name}@${ref}`;
-    checkContentLength(response, MAX_MANIFEST_BYTES, what);
-    const content = await this.#read(response, MAX_MANIFEST_BYTES, what, 'GET', path);
-    const digest = content.digest as Digest;
-    const sent = headerDigest(response, what);
-    if (sent !== undefined && sent !== digest) throw new DigestMismatchError(what, sent, digest);
-    if (isDigest(ref) && ref !== digest) throw new DigestMismatchError(what, ref, digest);
-    return { digest, mediaType: manifestMediaType(response, content.bytes, what), body: content.bytes };
+      const what = `manifest ${name}@${ref}`;
+      checkContentLength(response, MAX_MANIFEST_BYTES, what);
+      const content = await this.#read(response, MAX_MANIFEST_BYTES, what, 'GET', path);
+      const digest = content.digest as Digest;
+      const sent = headerDigest(response, what);
+      if (sent !== undefined && sent !== digest) throw new DigestMismatchError(what, sent, digest);
+      if (isDigest(ref) && ref !== digest) throw new DigestMismatchError(what, ref, digest);
+      return { digest, mediaType: manifestMediaType(response, content.bytes, what), body: content.bytes };
+    });
   }
 
   async resolveManifest(repository: string, reference: string): Promise<Digest | undefined> {
     const name = assertRepositoryName(repository);
     const ref = assertReference(reference);
     const path = `/v2/${name}/manifests/${ref}`;
-    const response = await this.#send({
-      method: 'HEAD',
-      path,
-      scope: pullScope(name),
-      accept: MANIFEST_ACCEPT,
-    });
-    await discard(response.body);
-    if (response.statusCode === 404) return undefined;
-    if (!isSuccess(response.statusCode)) throw httpErrorWithoutBody(response, 'HEAD', path);
-
     const what = `manifest ${name}@${ref}`;
-    const digest = headerDigest(response, what);
-    if (digest === undefined) return (await this.getManifest(name, ref))?.digest;
-    if (isDigest(ref) && ref !== digest) throw new DigestMismatchError(what, ref, digest);
-    return digest;
+    const call: Call = { method: 'HEAD', path, scope: pullScope(name), accept: MANIFEST_ACCEPT };
+    const answer = await this.#call(call, async (response) => {
+      await discard(response.body);
+      if (response.statusCode === 404) return { found: false } as const;
+      if (!isSuccess(response.statusCode)) throw httpErrorWithoutBody(response, 'HEAD', path);
+      return { found: true, digest: headerDigest(response, what) } as const;
+    });
+    if (!answer.found) return undefined;
+    if (answer.digest === undefined) return (await this.getManifest(name, ref))?.digest;
+    if (isDigest(ref) && ref !== answer.digest) throw new DigestMismatchError(what, ref, answer.digest);
+    return answer.digest;
   }
 
   async getBlob(repository: string, digest: Digest, maxBytes: number): Promise<Uint8Array> {
@@ -266,53 +269,56 @@ export class RegistryClient implements Registry {
     const blob = assertDigest(digest);
     const limit = positiveInteger(maxBytes, 'maxBytes');
     const path = `/v2/${name}/blobs/${blob}`;
-    const response = await this.#send({ method: 'GET', path, scope: pullScope(name) });
-    if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
+    return this.#call({ method: 'GET', path, scope: pullScope(name) }, async (response) => {
+      if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
 
-    const what = `blob ${name}@${blob}`;
-    checkContentLength(response, limit, what);
-    const content = await this.#read(response, limit, what, 'GET', path);
-    if (content.digest !== blob) throw new DigestMismatchError(what, blob, content.digest);
-    return content.bytes;
+      const what = `blob ${name}@${blob}`;
+      checkContentLength(response, limit, what);
+      const content = await this.#read(response, limit, what, 'GET', path);
+      if (content.digest !== blob) throw new DigestMismatchError(what, blob, content.digest);
+      return content.bytes;
+    });
   }
 
   async statBlob(repository: string, digest: Digest): Promise<number | undefined> {
     const name = assertRepositoryName(repository);
     const blob = assertDigest(digest);
     const path = `/v2/${name}/blobs/${blob}`;
-    const response = await this.#send({ method: 'HEAD', path, scope: pullScope(name) });
-    await discard(response.body);
-    if (response.statusCode === 404) return undefined;
-    if (!isSuccess(response.statusCode)) throw httpErrorWithoutBody(response, 'HEAD', path);
-    const length = Number(firstHeader(response, 'content-length'));
-    if (!Number.isSafeInteger(length) || length < 0) {
-      throw new RegistryResponseError(
-        'RJ_BAD_RESPONSE',
-        `HEAD ${path} answered without a valid Content-Length`,
-      );
-    }
-    return length;
+    return this.#call({ method: 'HEAD', path, scope: pullScope(name) }, async (response) => {
+      await discard(response.body);
+      if (response.statusCode === 404) return undefined;
+      if (!isSuccess(response.statusCode)) throw httpErrorWithoutBody(response, 'HEAD', path);
+      const length = Number(firstHeader(response, 'content-length'));
+      if (!Number.isSafeInteger(length) || length < 0) {
+        throw new RegistryResponseError(
+          'RJ_BAD_RESPONSE',
+          `HEAD ${path} answered without a valid Content-Length`,
+        );
+      }
+      return length;
+    });
   }
 
   async deleteManifest(repository: string, digest: Digest): Promise<DeleteOutcome> {
     const name = assertRepositoryName(repository);
     const target = assertDigest(digest);
     const path = `/v2/${name}/manifests/${target}`;
-    const response = await this.#send({ method: 'DELETE', path, scope: deleteScope(name) });
-    if (isSuccess(response.statusCode)) {
-      await discard(response.body);
-      return 'deleted';
-    }
-    if (response.statusCode === 404) {
-      await discard(response.body);
-      return 'already-gone';
-    }
-    if (response.statusCode !== 405) throw await httpError(response, 'DELETE', path);
+    return this.#call({ method: 'DELETE', path, scope: deleteScope(name) }, async (response) => {
+      if (isSuccess(response.statusCode)) {
+        await discard(response.body);
+        return 'deleted';
+      }
+      if (response.statusCode === 404) {
+        await discard(response.body);
+        return 'already-gone';
+      }
+      if (response.statusCode !== 405) throw await httpError(response, 'DELETE', path);
 
-    const text = await readSnippet(response.body);
-    const refusal = deleteRefusal(text);
-    if (refusal) throw new DeleteRefusedError(refusal, path);
-    throw httpErrorFromText(response, 'DELETE', path, text);
+      const text = await readSnippet(response.body);
+      const refusal = deleteRefusal(text);
+      if (refusal) throw new DeleteRefusedError(refusal, path);
+      throw httpErrorFromText(response, 'DELETE', path, text);
+    });
   }
 
   async checkDeletes(repository: string): Promise<DeleteCheck> {
@@ -328,14 +334,17 @@ export class RegistryClient implements Registry {
         : `Log in as an account with delete permission on the repository (scope ${scope}).`,
     });
     let response: HttpResponse;
+    let text: string;
     try {
-      response = await this.#send({ method: 'DELETE', path, scope });
+      ({ response, text } = await this.#call({ method: 'DELETE', path, scope }, async (answer) => ({
+        response: answer,
+        text: await readSnippet(answer.body),
+      })));
     } catch (error) {
       if (error instanceof AuthError)
         return denied(error.method === 'DELETE' ? 'DELETE answered 401' : 'the token server refused it');
       throw error;
     }
-    const text = await readSnippet(response.body);
     const status = response.statusCode;
     const codes = registryErrors(text)?.map((error) => error.code) ?? [];
     if ((status === 404 && codes.includes('MANIFEST_UNKNOWN')) || isSuccess(status)) {
@@ -376,20 +385,23 @@ export class RegistryClient implements Registry {
     const seen = new Set<string>();
     let path = firstPath;
     for (let page = 1; ; page++) {
-      const response = await this.#send({ method: 'GET', path, scope });
-      if (field === 'tags' && response.statusCode === 404) {
-        const text = await readSnippet(response.body);
-        // 2.8 answers NAME_UNKNOWN for a repository whose tags directory is gone: it has no tags.
-        if (registryErrors(text)?.some((error) => error.code === 'NAME_UNKNOWN')) return;
-        throw httpErrorFromText(response, 'GET', path, text);
-      }
-      if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', path);
+      const current = path;
+      const answer = await this.#call({ method: 'GET', path: current, scope }, async (response) => {
+        if (field === 'tags' && response.statusCode === 404) {
+          const text = await readSnippet(response.body);
+          // 2.8 answers NAME_UNKNOWN for a repository whose tags directory is gone: it has no tags.
+          if (registryErrors(text)?.some((error) => error.code === 'NAME_UNKNOWN')) return undefined;
+          throw httpErrorFromText(response, 'GET', current, text);
+        }
+        if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', current);
 
-      const content = await this.#read(response, MAX_LISTING_BYTES, `GET ${path}`, 'GET', path);
-      const items = parseListing(content.bytes, field, path);
+        const content = await this.#read(response, MAX_LISTING_BYTES, `GET ${current}`, 'GET', current);
+        return { items: parseListing(content.bytes, field, current), link: nextLink(response.headers.link) };
+      });
+      if (answer === undefined) return;
+      const { items, link } = answer;
       for (const item of items) onItem(item);
 
-      const link = nextLink(response.headers.link);
       if (link === undefined) return;
       const next = this.#checkNextLink(link, path, pathname);
       const cursor = new URL(next, this.origin).searchParams.get('last') ?? next;
@@ -443,6 +455,41 @@ export class RegistryClient implements Registry {
       return await readBody(response.body, limit, what);
     } catch (error) {
       throw translateTransportError(error, method, `${this.origin}${path}`, this.#deadline);
+    }
+  }
+
+  /**
+   * Sends a call and hands its answer to `use`, which reads it. A status of RETRY_STATUSES, or a failure before
+   * the answer is whole (isRetryable: a reset before or during the body, a timeout, a token server that is
+   * unavailable), sends the whole call again, after Retry-After or the backoff, up to the retries. Every call
+   * is idempotent: GET, HEAD, and DELETE of a manifest by digest, which answers 404 once it is done.
+   */
+  async #call<T>(call: Call, use: (response: HttpResponse) => Promise<T>): Promise<T> {
+    for (let retry = 1; ; retry += 1) {
+      let delayMs: number;
+      try {
+        const response = await this.#send(call);
+        if (retry > this.#retry.retries || !RETRY_STATUSES.has(response.statusCode))
+          return await use(response);
+        delayMs =
+          retryAfterMs(response.headers['retry-after'], this.#now(), this.#retry) ??
+          backoffMs(retry, this.#retry);
+        await discard(response.body);
+      } catch (error) {
+        if (retry > this.#retry.retries || !isRetryable(error)) throw error;
+        delayMs = backoffMs(retry, this.#retry);
+      }
+      await this.#pause(delayMs, call);
+    }
+  }
+
+  async #pause(ms: number, call: Call): Promise<void> {
+    try {
+      await sleep(ms, undefined, this.#deadline ? { signal: this.#deadline } : {});
+    } catch (error) {
+      throw new RegistryRequestError('RJ_ABORTED', call.method, `${this.origin}${call.path}`, {
+        cause: error,
+      });
     }
   }
 

@@ -13,13 +13,6 @@ export interface DispatcherOptions {
   readonly ca?: string;
 }
 
-export interface RetryOptions {
-  /** Retries after the first attempt. */
-  readonly retries: number;
-  readonly minDelayMs: number;
-  readonly maxDelayMs: number;
-}
-
 /** A keep-alive pool per origin, with the TLS settings of the registry. */
 export function createAgent(options: DispatcherOptions): Agent {
   return new Agent({
@@ -34,25 +27,13 @@ export function createAgent(options: DispatcherOptions): Agent {
 }
 
 /**
- * Retries (429, 5xx gateways, resets) inside redirects: each hop is retried on its own. The redirect
- * interceptor drops Authorization, Cookie and Proxy-Authorization when a hop changes origin, so a blob
- * redirected to object storage is fetched without the registry's credentials.
+ * Redirects, at most MAX_REDIRECTIONS. The interceptor drops Authorization, Cookie and Proxy-Authorization when a
+ * hop changes origin, so a blob redirected to object storage is fetched without the registry's credentials.
+ * Retries are the client's, around the whole call: a body that breaks after its headers is sent for again, not
+ * resumed.
  */
-export function composeDispatcher(base: Dispatcher, retry: RetryOptions): Dispatcher {
-  return base.compose(
-    interceptors.retry({
-      maxRetries: retry.retries,
-      minTimeout: retry.minDelayMs,
-      maxTimeout: retry.maxDelayMs,
-      timeoutFactor: 2,
-      retryAfter: true,
-      throwOnError: false,
-      methods: ['GET', 'HEAD', 'DELETE'],
-      statusCodes: [429, 502, 503, 504],
-      errorCodes: ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET'],
-    }),
-    interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
-  );
+export function composeDispatcher(base: Dispatcher): Dispatcher {
+  return base.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
 }
 
 export type ResponseBody = Dispatcher.ResponseData['body'];

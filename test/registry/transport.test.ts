@@ -125,6 +125,42 @@ describe('retries', () => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it('sends a request again whose body broke off after the headers, though the registry cannot resume it', async () => {
+    // Prepare
+    const server = await serve((req, res, index) => {
+      res.writeHead(200, {
+        'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        'content-length': Buffer.byteLength(MANIFEST),
+        'docker-content-digest': MANIFEST_DIGEST,
+      });
+      if (index === 0) res.write(MANIFEST.slice(0, 40), () => req.socket.resetAndDestroy());
+      else res.end(MANIFEST);
+    });
+    const client = clientFor(server);
+
+    // Act
+    const manifest = await client.getManifest('app', 'v1');
+
+    // Assess
+    expect(manifest?.digest).toBe(MANIFEST_DIGEST);
+    expect(server.requests.map((request) => request.method)).toEqual(['GET', 'GET']);
+  });
+
+  it('sends a request again that timed out', async () => {
+    // Prepare
+    const server = await serve((_req, res, index) => {
+      if (index > 0) json(res, 200, { name: 'app', tags: ['v1'] });
+    });
+    const client = clientFor(server, { requestTimeoutMs: 200 });
+
+    // Act
+    const tags = await client.listTags('app');
+
+    // Assess
+    expect(tags).toEqual(['v1']);
+    expect(server.requests).toHaveLength(2);
+  });
+
   it('retries a DELETE answered 502 (deleting a manifest by digest is idempotent)', async () => {
     // Prepare
     const server = await serve((_req, res, index) => {
