@@ -10,11 +10,14 @@ const MIN_SECRET_LENGTH = 4;
 
 /** `scheme://userinfo@`, up to the last `@` of the word: an unencoded password may hold `@`, `/`, `?`. */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s"'\\<>]*)@/gi;
-/** Names of query parameters and JSON fields that carry a secret. */
+/** Names of query parameters and JSON fields that carry a secret; a field's placeholder (`"…"`) is left. */
 const SECRET_NAME =
   '[\\w.-]*(?:token|password|passwd|pwd|secret|signature|credential|api[_-]?key|auth|session)[\\w.-]*';
 const SECRET_PARAMETER = new RegExp(`([?&;](?:${SECRET_NAME}|key|sig|code)=)[^&#\\s"'\\\\<>]+`, 'gi');
-const SECRET_FIELD = new RegExp(`("${SECRET_NAME}"\\s*:\\s*")(?:[^"\\\\]|\\\\.)+(")`, 'gi');
+const SECRET_FIELD = new RegExp(
+  `("${SECRET_NAME}"\\s*:\\s*")(?:[^"\\\\]|\\\\.){${MIN_SECRET_LENGTH},}(")`,
+  'gi',
+);
 /** An `Authorization` header's value, written as a header, a JSON field or an option. */
 const AUTHORIZATION = /\b((?:proxy-)?authorization["']?\s*[:=]\s*["']?)[^\r\n"'\\]+/gi;
 /** `Bearer <token>` and `Basic <base64>`; a credential has a digit, a capital or a symbol, a word does not. */

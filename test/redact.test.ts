@@ -33,7 +33,7 @@ describe('secrets given away by their shape', () => {
     ],
     [
       'a token server answer',
-      '{"token":"abc","access_token":"def","expires_in":300}',
+      '{"token":"abc123","access_token":"def456","expires_in":300}',
       '{"token":"***","access_token":"***","expires_in":300}',
     ],
     ['an Authorization header', 'sent Authorization: Basic YWxpY2U6cGFzcw==', 'sent Authorization: ***'],
@@ -55,6 +55,7 @@ describe('secrets given away by their shape', () => {
     'GET http://127.0.0.1:5000/v2/_catalog?n=1000&last=web%2Fapp answered 500',
     'User is not authorized to perform: SNS:Publish (AuthorizationError)',
     'manifest web/app@sha256:0123 is broken',
+    'the secret has no fields: expected {"username":"…","password":"…"} or {"token":"…"}',
   ])('leaves ordinary text alone: %s', (text) => {
     expect(redactText(text)).toBe(text);
   });
