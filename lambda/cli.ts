@@ -182,7 +182,7 @@ async function loadPlan(
 }
 
 /** How wide a line of human output may be: $COLUMNS, else the terminal's width, else 80. */
-function outputWidth(io: CliIo | GuardedIo): number {
+function outputWidth(io: GuardedIo): number {
   const columns = Number(io.env.COLUMNS);
   if (Number.isInteger(columns) && columns >= 40) return columns;
   return io.stdout.isTTY && io.stdout.columns ? io.stdout.columns : DEFAULT_WIDTH;
