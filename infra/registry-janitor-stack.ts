@@ -6,6 +6,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
 import { decimalNumber } from '../lambda/domain/quantity.js';
+import { redactText } from '../lambda/redact.js';
 import { RegistryJanitor, type RegistryJanitorProps } from './registry-janitor.js';
 
 /** The context keys the stack reads (cdk.json, or `-c key=value`). */
@@ -42,7 +43,9 @@ export class ContextError extends Error {
   override readonly name = 'ContextError';
   constructor(readonly problems: readonly string[]) {
     super(
-      `the cdk.json context is not usable:\n${problems.map((p) => `- ${p}`).join('\n')}\nSet the values in cdk.json or with -c key=value.`,
+      redactText(
+        `the cdk.json context is not usable:\n${problems.map((p) => `- ${p}`).join('\n')}\nSet the values in cdk.json or with -c key=value.`,
+      ),
     );
   }
 }

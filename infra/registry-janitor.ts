@@ -23,8 +23,10 @@ import { ConfigurationError, ENV, readFunctionConfig } from '../lambda/aws/envir
 import { PENDING_KEY, RUNS_PREFIX } from '../lambda/aws/history.js';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
 import { METRICS, REGISTRY_DIMENSION, registryDimension } from '../lambda/aws/metrics.js';
+import { withoutCredentials } from '../lambda/config.js';
 import type { PolicyFile } from '../lambda/domain/policy.js';
 import { DEFAULT_STEP_NAME, documentContent } from '../lambda/host/ssm-runner.js';
+import { redactText } from '../lambda/redact.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
@@ -203,7 +205,7 @@ export interface RegistryJanitorProps {
 export class RegistryJanitorPropsError extends Error {
   override readonly name = 'RegistryJanitorPropsError';
   constructor(scope: Construct, message: string) {
-    super(`${scope.node.path}: ${message}`);
+    super(redactText(`${scope.node.path}: ${message}`));
   }
 }
 
@@ -580,6 +582,13 @@ export class RegistryJanitor extends Construct {
       throw new RegistryJanitorPropsError(
         this,
         `registryUrl must be an http:// or https:// address such as https://registry.internal:5000, got ${JSON.stringify(registryUrl)}`,
+      );
+    }
+    const bare = withoutCredentials(registryUrl);
+    if (bare !== undefined) {
+      throw new RegistryJanitorPropsError(
+        this,
+        `registryUrl must not hold credentials, got ${JSON.stringify(registryUrl)}: give ${bare} and the user name and password as registrySecret`,
       );
     }
     return registryDimension(registryUrl);

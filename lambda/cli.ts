@@ -14,6 +14,7 @@ import { HostStorage } from './host/inventory.js';
 import { LocalRunner } from './host/local-runner.js';
 import { createLimit } from './limit.js';
 import type { HostRunner, StorageLister } from './ports.js';
+import { Redactor } from './redact.js';
 import { createRegistryClient, type HttpExchange } from './registry/client.js';
 import { resolveDockerCredentials } from './registry/docker-config.js';
 import {
@@ -41,6 +42,33 @@ export interface CliIo {
 
 export const EXIT = { done: 0, failed: 1, usage: 2 } as const;
 
+type Output = { write(text: string): unknown; readonly isTTY?: boolean; readonly columns?: number };
+
+/** The io a run writes through: every text redacted, with its control characters escaped. */
+interface GuardedIo extends Omit<CliIo, 'stdout' | 'stderr'> {
+  readonly stdout: Output;
+  /** `clearLine` sends the one control sequence the command means to: back to the start of the line, erased. */
+  readonly stderr: Output & { clearLine(): void };
+  /** Masks a secret the run learns (a bearer token) in everything written from then on. */
+  mask(secret: string): void;
+}
+
+const CLEAR_LINE = '\r\x1b[K';
+
+function guard(io: CliIo, redactor: Redactor): GuardedIo {
+  const through = (stream: CliIo['stdout']): Output => ({
+    write: (text: string) => stream.write(redactor.text(text)),
+    ...(stream.isTTY !== undefined ? { isTTY: stream.isTTY } : {}),
+    ...(stream.columns !== undefined ? { columns: stream.columns } : {}),
+  });
+  return {
+    ...io,
+    stdout: through(io.stdout),
+    stderr: { ...through(io.stderr), clearLine: () => io.stderr.write(CLEAR_LINE) },
+    mask: (secret) => redactor.add(secret),
+  };
+}
+
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
@@ -49,7 +77,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 
 async function hostRunner(
   config: CliConfig,
-  io: CliIo,
+  io: GuardedIo,
   deadline: AbortSignal,
 ): Promise<HostRunner | undefined> {
   const host = config.host;
@@ -74,7 +102,7 @@ async function hostRunner(
   });
 }
 
-async function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): Promise<CleanupPorts> {
+async function buildPorts(config: CliConfig, io: GuardedIo, deadline: AbortSignal): Promise<CleanupPorts> {
   const credentials = config.credentials.kind === 'none' ? undefined : config.credentials;
   const registry = createRegistryClient({
     url: config.registryUrl,
@@ -88,6 +116,7 @@ async function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): 
       : {}),
     onInvalidName: (kind, value) =>
       io.stderr.write(`warning: skipped invalid ${kind} name ${printable(value)}\n`),
+    onToken: (token) => io.mask(token),
     ...(config.verbose
       ? {
           onRequest: (exchange: HttpExchange) =>
@@ -98,7 +127,12 @@ async function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): 
       : {}),
   });
   const progress = io.stderr.isTTY
-    ? { update: (text: string) => io.stderr.write(`\r\x1b[K${text}`) }
+    ? {
+        update: (text: string) => {
+          io.stderr.clearLine();
+          io.stderr.write(text);
+        },
+      }
     : undefined;
   const host = await hostRunner(config, io, deadline);
   const params = config.host?.params ?? {};
@@ -107,6 +141,7 @@ async function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): 
   else if (config.storageFromHost && host) {
     storage = new HostStorage(host, params, {
       label: `--storage-from-host (container ${params.container ?? 'registry'})`,
+      onInvalid: (message) => io.stderr.write(`warning: ${message}\n`),
     });
   }
   return {
@@ -118,10 +153,12 @@ async function buildPorts(config: CliConfig, io: CliIo, deadline: AbortSignal): 
   };
 }
 
-async function confirm(io: CliIo, question: string): Promise<boolean> {
-  const prompt = createInterface({ input: io.stdin, output: io.stderr as NodeJS.WritableStream });
+async function confirm(io: GuardedIo, question: string): Promise<boolean> {
+  io.stderr.write(question);
+  // Without an output readline echoes nothing itself: the question went through the guarded stderr.
+  const prompt = createInterface({ input: io.stdin });
   try {
-    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+    return /^y(es)?$/i.test((await prompt.question('')).trim());
   } finally {
     prompt.close();
   }
@@ -145,19 +182,19 @@ async function loadPlan(
 }
 
 /** How wide a line of human output may be: $COLUMNS, else the terminal's width, else 80. */
-function outputWidth(io: CliIo): number {
+function outputWidth(io: GuardedIo): number {
   const columns = Number(io.env.COLUMNS);
   if (Number.isInteger(columns) && columns >= 40) return columns;
   return io.stdout.isTTY && io.stdout.columns ? io.stdout.columns : DEFAULT_WIDTH;
 }
 
-async function execute(config: CliConfig, io: CliIo): Promise<number> {
+async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
   const deadline = AbortSignal.timeout(config.timeoutMs);
   const ports = await buildPorts(config, io, deadline);
   const width = outputWidth(io);
   if (config.command === 'verify') return verify(config, io, ports, width);
   const { plan, warnings } = await loadPlan(config, ports);
-  if (ports.progress) io.stderr.write('\r\x1b[K');
+  if (ports.progress) io.stderr.clearLine();
   const consequence =
     config.command === 'gc' ? 'gc collects the whole registry but verifies no tag after it' : 'nothing to do';
   for (const warning of warnings) io.stderr.write(fitText(`warning: ${warning}; ${consequence}\n`, width));
@@ -210,7 +247,7 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
     ...(config.collectGarbage && config.host ? { garbageCollection: config.host.params } : {}),
     ...(config.command === 'gc' ? { collectAlways: true } : {}),
   });
-  if (ports.progress) io.stderr.write('\r\x1b[K');
+  if (ports.progress) io.stderr.clearLine();
   if (config.json)
     io.stdout.write(`${JSON.stringify(config.command === 'gc' ? { report } : { plan, report }, null, 2)}\n`);
   else
@@ -221,7 +258,7 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
   return report.outcome === 'failed' ? EXIT.failed : EXIT.done;
 }
 
-async function verify(config: CliConfig, io: CliIo, ports: CleanupPorts, width: number): Promise<number> {
+async function verify(config: CliConfig, io: GuardedIo, ports: CleanupPorts, width: number): Promise<number> {
   const limit = createLimit(config.concurrency);
   const catalog = await ports.registry.listRepositories();
   const repositories = catalog.filter(repositoryFilter(config.include, config.exclude));
@@ -254,8 +291,15 @@ function helpText(parsed: ParsedArgs, width: number): { text: string; exit: numb
   return undefined;
 }
 
-/** The command line: parse, validate, run, print. Returns the exit code; never throws. */
-export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+/**
+ * The command line: parse, validate, run, print. Returns the exit code; never throws. Everything it prints
+ * goes through one Redactor, which knows the run's password and the tokens the registry client obtains.
+ */
+export async function run(argv: readonly string[], terminal: CliIo): Promise<number> {
+  const redactor = new Redactor();
+  const { REGISTRY_USERNAME: username = '', REGISTRY_PASSWORD: password } = terminal.env;
+  if (password !== undefined) redactor.addCredentials({ username, password });
+  const io = guard(terminal, redactor);
   const width = outputWidth(io);
   if (argv.length === 0) {
     io.stderr.write(generalHelp(width));
@@ -282,6 +326,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   } catch (error) {
     return usageFailure(io, error, parsed?.command ?? argv.find((arg) => !arg.startsWith('-')));
   }
+  if (config.credentials.kind !== 'none') redactor.addCredentials(config.credentials);
   for (const warning of config.warnings) io.stderr.write(`warning: ${warning}\n`);
   try {
     return await execute(config, io);
@@ -294,7 +339,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   }
 }
 
-function usageFailure(io: CliIo, error: unknown, command: string | undefined): number {
+function usageFailure(io: GuardedIo, error: unknown, command: string | undefined): number {
   if (!(error instanceof UsageError)) {
     io.stderr.write(`error: ${errorMessage(error)}\n`);
     return EXIT.failed;

@@ -127,6 +127,16 @@ export function registryOrigin(value: string): string | undefined {
   return url.origin;
 }
 
+/** A URL that carries a user name or password, without them; undefined for any other text. */
+export function withoutCredentials(value: string): string | undefined {
+  if (!URL.canParse(value)) return undefined;
+  const url = new URL(value);
+  if (!url.username && !url.password) return undefined;
+  url.username = '';
+  url.password = '';
+  return registryOrigin(url.href) ?? url.href;
+}
+
 export interface ParsedArgs {
   /** The first word: a command, `help`, or a mistake for loadCliConfig to report. */
   readonly command: string | undefined;
@@ -218,11 +228,18 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
 
   const registryText = v.registry ?? sources.env.REGISTRY_URL ?? savedPlan?.registry;
   const registryUrl = registryText === undefined ? undefined : registryOrigin(registryText);
+  const registryField =
+    v.registry === undefined && sources.env.REGISTRY_URL !== undefined ? 'REGISTRY_URL' : '--registry';
+  const bare = registryText === undefined ? undefined : withoutCredentials(registryText);
   if (registryText === undefined)
     problems.push('--registry: required, e.g. --registry http://127.0.0.1:5000');
-  else if (registryUrl === undefined) {
+  else if (bare !== undefined) {
     problems.push(
-      `--registry: expected an http:// or https:// address with no path, e.g. https://registry.example.com:5000, got ${JSON.stringify(registryText)}`,
+      `${registryField}: credentials do not belong in the address, got ${JSON.stringify(registryText)}: give ${bare} and pass --username with --password-stdin, or set REGISTRY_USERNAME and REGISTRY_PASSWORD`,
+    );
+  } else if (registryUrl === undefined) {
+    problems.push(
+      `${registryField}: expected an http:// or https:// address with no path, e.g. https://registry.example.com:5000, got ${JSON.stringify(registryText)}`,
     );
   } else if (savedPlan && savedPlan.registry !== registryUrl) {
     problems.push(

@@ -14,11 +14,13 @@ import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
 import { printable } from './domain/names.js';
 import { HostStorage } from './host/inventory.js';
 import type { HostAction, Registry } from './ports.js';
+import { Redactor } from './redact.js';
 import { createRegistryClient, type RegistryClient } from './registry/client.js';
 import {
   configurationFailure,
   type FunctionOutputs,
   type FunctionReport,
+  type PendingCollections,
   publishReport,
   runFunction,
 } from './run.js';
@@ -36,9 +38,9 @@ export interface HandlerDeps {
   readonly s3?: S3Client;
   readonly sns?: SNSClient;
   readonly secretsManager?: SecretsManagerClient;
-  /** Receives the metrics line of each run. @default process.stdout, bypassing the runtime's log prefix */
+  /** Receives the metrics line of each run, redacted. @default process.stdout, bypassing the runtime's log prefix */
   readonly writeLine?: (line: string) => void;
-  /** @default console.warn */
+  /** Receives each warning, redacted. @default console.warn */
   readonly warn?: (message: string) => void;
   readonly now?: () => Date;
   /** Time kept back from the function's remaining time for verification and reporting. @default SAFETY_MARGIN_MS */
@@ -58,7 +60,7 @@ const LAMBDA_MAX_MS = 15 * 60_000;
 interface Ready {
   readonly config: FunctionConfig;
   readonly registry: (deadline: AbortSignal) => Promise<Registry>;
-  readonly history?: S3History;
+  readonly pending?: PendingCollections;
   readonly outputs: FunctionOutputs;
 }
 
@@ -71,12 +73,17 @@ interface Misconfigured {
  * The Lambda handler over the given clients and environment. The configuration is read on the first invocation
  * and kept for the container's life, as are the clients and the registry client (rebuilt when the secret
  * changes). An event the function does not accept throws an EventError; everything else ends in a report.
+ * Whatever leaves an invocation (log lines, the report, its saved copy, the notification, the metrics, a thrown
+ * error) goes through that invocation's Redactor, which knows the secret and the tokens the client obtained.
  */
 export function createHandler(deps: HandlerDeps = {}): Handler {
   const env = deps.env ?? process.env;
   const now = deps.now ?? (() => new Date());
-  const warn = deps.warn ?? ((message: string) => console.warn(message));
-  const writeLine = deps.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
+  let redactor = new Redactor();
+  const logWarning = deps.warn ?? ((message: string) => console.warn(message));
+  const logLine = deps.writeLine ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const warn = (message: string) => logWarning(redactor.text(message));
+  const writeLine = (line: string) => logLine(redactor.text(line));
   let ssm = deps.ssm;
   let s3 = deps.s3;
   let sns = deps.sns;
@@ -89,11 +96,19 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
   };
   let container: Ready | Misconfigured | undefined;
 
-  const outputsFor = (namespace: string, topicArn: string | undefined, bucket?: string): FunctionOutputs => ({
-    metrics: new EmfMetrics({ namespace, writeLine }),
-    ...(topicArn !== undefined ? { notifier: new SnsNotifier({ sns: clients.sns(), topicArn }) } : {}),
-    ...(bucket !== undefined ? { archive: new S3History({ s3: clients.s3(), bucket }) } : {}),
-  });
+  const outputsFor = (
+    namespace: string,
+    topicArn: string | undefined,
+    archive?: S3History,
+  ): FunctionOutputs => {
+    const metrics = new EmfMetrics({ namespace, writeLine });
+    const notifier = topicArn !== undefined ? new SnsNotifier({ sns: clients.sns(), topicArn }) : undefined;
+    return {
+      metrics: { publish: (report) => metrics.publish(redactor.value(report)) },
+      ...(notifier ? { notifier: { notify: (report) => notifier.notify(redactor.value(report)) } } : {}),
+      ...(archive ? { archive: { save: (report) => archive.save(redactor.value(report)) } } : {}),
+    };
+  };
 
   const prepare = (): Ready | Misconfigured => {
     let config: FunctionConfig;
@@ -122,6 +137,7 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
     // One client per invocation: its deadline is the invocation's, so a slow registry still leaves time to report.
     const registry = async (deadline: AbortSignal): Promise<Registry> => {
       const found = credentials ? await credentials.credentials() : undefined;
+      redactor.addCredentials(found);
       const key = found ? JSON.stringify(found) : '';
       if (client?.key !== key || client.deadline !== deadline) {
         client?.registry.close().catch(() => undefined);
@@ -135,21 +151,23 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
             userAgent: 'registry-janitor',
             ...(found ? { credentials: found } : {}),
             onInvalidName: (kind, value) => warn(`skipped invalid ${kind} name ${printable(value)}`),
+            onToken: (token) => redactor.add(token),
           }),
         };
       }
       return client.registry;
     };
-    const outputs = outputsFor(config.metricsNamespace, config.topicArn, config.bucket);
-    return {
-      config,
-      registry,
-      outputs,
-      ...(outputs.archive instanceof S3History ? { history: outputs.archive } : {}),
+    const history =
+      config.bucket !== undefined ? new S3History({ s3: clients.s3(), bucket: config.bucket }) : undefined;
+    const outputs = outputsFor(config.metricsNamespace, config.topicArn, history);
+    const pending: PendingCollections | undefined = history && {
+      read: () => history.read(),
+      write: (record) => history.write(record && redactor.value(record)),
     };
+    return { config, registry, outputs, ...(pending ? { pending } : {}) };
   };
 
-  return async (event, context) => {
+  const invoke: Handler = async (event, context) => {
     const parsed = parseEvent(event);
     const requestId = context?.awsRequestId ?? randomUUID();
     const startedAt = now();
@@ -190,11 +208,24 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
         host,
         storage: new HostStorage(host, config.host, { onInvalid: warn }),
         clock: { now },
-        ...(container.history ? { pending: container.history } : {}),
+        ...(container.pending ? { pending: container.pending } : {}),
       },
       { config, event: parsed, requestId },
     );
     return publishReport(container.outputs, report);
+  };
+
+  return async (event, context) => {
+    redactor = new Redactor();
+    try {
+      return redactor.value(await invoke(event, context));
+    } catch (error) {
+      if (error instanceof Error) {
+        error.message = redactor.text(error.message);
+        if (error.stack !== undefined) error.stack = redactor.text(error.stack);
+      }
+      throw error;
+    }
   };
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CONCURRENCY, registryOrigin } from '../config.js';
+import { CONCURRENCY, registryOrigin, withoutCredentials } from '../config.js';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
 import { type Quantity, wholeNumber } from '../domain/quantity.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
@@ -97,9 +97,14 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
 
   const registryText = get(ENV.registryUrl);
   const registryUrl = registryText === undefined ? undefined : registryOrigin(registryText);
+  const bare = registryText === undefined ? undefined : withoutCredentials(registryText);
   if (registryText === undefined)
     problems.push(`${ENV.registryUrl}: required, e.g. https://registry.internal:5000`);
-  else if (registryUrl === undefined) {
+  else if (bare !== undefined) {
+    problems.push(
+      `${ENV.registryUrl}: credentials do not belong in the address, got ${JSON.stringify(registryText)}: set ${bare} and keep the user name and password in the secret that ${ENV.registrySecretArn} names`,
+    );
+  } else if (registryUrl === undefined) {
     problems.push(
       `${ENV.registryUrl}: expected an http:// or https:// address with no path, got ${JSON.stringify(registryText)}`,
     );

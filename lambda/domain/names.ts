@@ -24,11 +24,26 @@ export class InvalidNameError extends Error {
   }
 }
 
-/** A short, single-line rendering of an untrusted value, safe for messages. */
+/**
+ * What a terminal or a text view could act on instead of showing: C0 and C1 controls (ESC starts ANSI
+ * sequences), DEL, the bidirectional marks, embeddings, overrides and isolates that reorder text, and the
+ * Unicode line and paragraph separators.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it finds
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
+/** Text with every unsafe character written as `\uXXXX`, except those in `keep` (a line break, a tab). */
+export function escapeControls(text: string, keep = ''): string {
+  return text.replace(UNSAFE, (char) =>
+    keep.includes(char) ? char : `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** A short, single-line, quoted rendering of an untrusted value, safe for messages and terminals. */
 export function printable(value: unknown): string {
   const text = typeof value === 'string' ? value : String(value);
   const clipped = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-  return JSON.stringify(clipped);
+  return escapeControls(JSON.stringify(clipped));
 }
 
 export function assertRepositoryName(value: unknown): string {

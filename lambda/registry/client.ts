@@ -12,6 +12,7 @@ import {
 } from '../domain/names.js';
 import type { DeleteCheck } from '../domain/plan.js';
 import type { DeleteOutcome, FetchedManifest, Registry } from '../ports.js';
+import { redactText } from '../redact.js';
 import {
   basicAuthorization,
   type Challenge,
@@ -99,6 +100,8 @@ export interface RegistryClientOptions {
   readonly now?: () => number;
   /** Told of every HTTP exchange once its answer's headers arrive, or it fails; never of a header. */
   readonly onRequest?: (exchange: HttpExchange) => void;
+  /** Told of every bearer token a token server grants, so that output can mask it. */
+  readonly onToken?: (token: string) => void;
 }
 
 export interface HttpExchange {
@@ -150,6 +153,7 @@ export class RegistryClient implements Registry {
   readonly #onInvalidName: RegistryClientOptions['onInvalidName'];
   readonly #now: () => number;
   readonly #onRequest: RegistryClientOptions['onRequest'];
+  readonly #onToken: RegistryClientOptions['onToken'];
   readonly #tokens: TokenCache;
   readonly #tokenRequests = new Map<string, Promise<{ token: string; expiresIn: number }>>();
   #scheme: 'unknown' | 'basic' | 'bearer' = 'unknown';
@@ -176,6 +180,7 @@ export class RegistryClient implements Registry {
     this.#onInvalidName = options.onInvalidName;
     this.#now = options.now ?? Date.now;
     this.#onRequest = options.onRequest;
+    this.#onToken = options.onToken;
     this.#tokens = new TokenCache(this.#now);
     if (this.#credentials && !hasUserPassword(this.#credentials)) this.#scheme = 'bearer';
 
@@ -639,6 +644,7 @@ export class RegistryClient implements Registry {
     if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
       throw new RegistryResponseError('RJ_BAD_RESPONSE', `the token server ${where} sent no usable token`);
     }
+    this.#onToken?.(token);
     const expiresIn =
       typeof record.expires_in === 'number' && Number.isFinite(record.expires_in) && record.expires_in > 0
         ? record.expires_in
@@ -726,12 +732,12 @@ function parseRegistryUrl(value: string): URL {
   try {
     url = new URL(value);
   } catch {
-    return invalidOption('url', String(value).replace(/\/\/[^/@]*@/, '//***@'), 'an http:// or https:// URL');
+    return invalidOption('url', redactText(String(value)), 'an http:// or https:// URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     invalidOption('url', value, 'http:// or https://');
   }
-  if (url.username || url.password) invalidOption('url', '(redacted)', 'without user:password@');
+  if (url.username || url.password) invalidOption('url', redactText(value), 'without user:password@');
   if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
     invalidOption('url', value, 'the registry origin only, without a path');
   }

@@ -30,7 +30,7 @@ import {
   installDockerStandIn,
 } from '../support/docker-stand-in.js';
 import { type PushedImage, pushImage } from '../support/images.js';
-import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { type StartRegistryOptions, startRegistry, type TestRegistry } from '../support/registry.js';
 import { createSsmFake, fakeDocument, type SsmFake } from '../support/ssm-fake.js';
 import { setRevisionPushTime, setTagPushTime } from '../support/storage.js';
 
@@ -125,12 +125,16 @@ export interface HandlerFixture {
   readonly env: Record<string, string>;
   /** Every line the handlers wrote for metrics. */
   readonly lines: string[];
+  /** Every warning the handlers logged. */
+  readonly logs: string[];
   handler(deps?: Partial<HandlerDeps>): Handler;
   /** Pushes an image and makes it `days` old. */
   pushOld(repository: string, tag: string, days: number, layerSizes?: number[]): Promise<PushedImage>;
   /** The metrics documents written so far. */
   emf(): Record<string, unknown>[];
   published(): PublishCommandInput[];
+  /** Everything the handlers sent out besides their return value: logs, metrics, S3 bodies, SNS messages. */
+  output(): string;
   /** A JSON object the function wrote to the output bucket. */
   object(key: string): unknown;
   keys(prefix: string): string[];
@@ -144,10 +148,12 @@ export interface FixtureOptions {
   readonly env?: Record<string, string>;
   /** How the stand-in presents the registry container. */
   readonly docker?: DockerStandInOptions;
+  /** @default { auth: 'basic' } */
+  readonly registry?: StartRegistryOptions;
 }
 
 export async function startHandlerFixture(options: FixtureOptions = {}): Promise<HandlerFixture> {
-  const reg = await startRegistry({ auth: 'basic' });
+  const reg = await startRegistry(options.registry ?? { auth: 'basic' });
   const docker = await installDockerStandIn(reg, options.docker);
   const dir = await mkdtemp(join(tmpdir(), 'janitor-handler-'));
   const gated = options.gate ? await installGate(docker, dir) : undefined;
@@ -189,6 +195,8 @@ export async function startHandlerFixture(options: FixtureOptions = {}): Promise
     ...options.env,
   };
   const lines: string[] = [];
+  const logs: string[] = [];
+  const published = () => snsMock.commandCalls(PublishCommand).map((call) => call.args[0].input);
 
   return {
     reg,
@@ -201,6 +209,7 @@ export async function startHandlerFixture(options: FixtureOptions = {}): Promise
     ...(gated ? { gate: gated.gate } : {}),
     env,
     lines,
+    logs,
     handler: (deps = {}) =>
       createHandler({
         env: { ...env },
@@ -209,7 +218,7 @@ export async function startHandlerFixture(options: FixtureOptions = {}): Promise
         sns,
         secretsManager: secrets,
         writeLine: (line) => lines.push(line),
-        warn: () => undefined,
+        warn: (message) => logs.push(message),
         ssmTuning: { sleep: fake.sleep },
         ...deps,
       }),
@@ -221,7 +230,14 @@ export async function startHandlerFixture(options: FixtureOptions = {}): Promise
       return image;
     },
     emf: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
-    published: () => snsMock.commandCalls(PublishCommand).map((call) => call.args[0].input),
+    published,
+    output: () =>
+      [
+        ...logs,
+        ...lines,
+        ...fake.s3Mock.commandCalls(PutObjectCommand).map((call) => String(call.args[0].input.Body)),
+        ...published().flatMap((input) => [input.Subject ?? '', input.Message ?? '']),
+      ].join('\n'),
     object: (key) => {
       const text = fake.objects.get(`${BUCKET}/${key}`);
       return text === undefined ? undefined : JSON.parse(text);

@@ -728,4 +728,16 @@ describe('props the construct refuses', () => {
     expect(() => synthConstruct(props)).toThrow(RegistryJanitorPropsError);
     expect(() => synthConstruct(props)).toThrow(message);
   });
+  it('a registryUrl with credentials, shown masked, with where they belong', () => {
+    const synth = (password: string) => () =>
+      synthConstruct({ registryUrl: `https://janitor:${password}@registry.internal:5000` });
+
+    expect(synth('hunter2-Secret')).toThrow(RegistryJanitorPropsError);
+    expect(synth('hunter2-Secret')).toThrow(
+      'registryUrl must not hold credentials, got "https://janitor:***@registry.internal:5000": give https://registry.internal:5000 and the user name and password as registrySecret',
+    );
+    expect(synth('hunter2/Secret')).toThrow('got "https://janitor:***@registry.internal:5000"');
+    for (const password of ['hunter2-Secret', 'hunter2/Secret'])
+      expect(synth(password)).not.toThrow(/hunter2/);
+  });
 });

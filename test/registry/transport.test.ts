@@ -615,7 +615,10 @@ describe('options', () => {
     [{ url: 'ftp://registry.example.com' }, 'http:// or https://'],
     [{ url: 'https://registry.example.com/v2/' }, 'the registry origin only'],
     [{ url: 'https://user:pw@registry.example.com' }, 'without user:password@'],
-    [{ url: 'https://user:pw@registry.example.com:99999' }, 'got https://***@registry.example.com:99999'],
+    [
+      { url: 'https://user:pw@registry.example.com:99999' },
+      'got https://user:***@registry.example.com:99999',
+    ],
     [{ pageSize: 1001 }, 'pageSize must be at most 1000'],
     [{ concurrency: 0 }, 'concurrency must be a positive integer'],
     [{ credentials: { username: 'a:b', password: 'pw' } }, 'a non-empty username without ":"'],

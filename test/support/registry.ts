@@ -42,6 +42,8 @@ export interface StartRegistryOptions {
    * it does for an account without that permission.
    */
   tokenWithholds?: readonly string[];
+  /** With token auth: a query string for the realm URL, as a token server that takes a key in its URL has. */
+  tokenRealmQuery?: string;
 }
 
 export interface GarbageCollectResult {
@@ -58,6 +60,8 @@ export interface TestRegistry {
   readonly auth: AuthMode;
   readonly credentials?: { username: string; password: string };
   readonly tokenRequests: string[];
+  /** With token auth: every bearer token the token server issued. */
+  readonly issuedTokens: string[];
   stop(): Promise<void>;
   /** Stops the process and starts it again on the same port and root; `readOnly` rewrites the config first. */
   restart(opts?: { readOnly?: boolean }): Promise<void>;
@@ -330,7 +334,9 @@ async function startTokenIssuer(
   dir: string,
   credentials: { username: string; password: string },
   tokenRequests: string[],
+  issuedTokens: string[],
   withholds: readonly string[],
+  realmQuery: string,
 ): Promise<TokenIssuer> {
   const withheld = withholds.flatMap((scope) => parseScope(scope) ?? []);
   const granted = (access: GrantedAccess): GrantedAccess => ({
@@ -383,6 +389,7 @@ async function startTokenIssuer(
       if (parsed) access.push(granted(parsed));
     }
     const token = signToken(key, certDer, presented.username, access);
+    issuedTokens.push(token);
     res
       .writeHead(200, { 'content-type': 'application/json' })
       .end(
@@ -404,7 +411,7 @@ async function startTokenIssuer(
   if (address === null || typeof address === 'string') throw new Error('token server has no TCP address');
   return {
     server,
-    realm: `http://127.0.0.1:${address.port}/token`,
+    realm: `http://127.0.0.1:${address.port}/token${realmQuery}`,
     certPath,
     close: () =>
       new Promise<void>((resolve) => {
@@ -424,6 +431,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const configPath = join(dir, 'config.yml');
   const output = new OutputTail();
   const tokenRequests: string[] = [];
+  const issuedTokens: string[] = [];
   let issuer: TokenIssuer | undefined;
 
   try {
@@ -438,7 +446,14 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       authConfig = { htpasswd: { realm: 'registry-janitor-test', path: htpasswdPath } };
     } else if (authMode === 'token') {
       credentials = { username: TEST_USERNAME, password: randomBytes(12).toString('base64url') };
-      issuer = await startTokenIssuer(dir, credentials, tokenRequests, opts.tokenWithholds ?? []);
+      issuer = await startTokenIssuer(
+        dir,
+        credentials,
+        tokenRequests,
+        issuedTokens,
+        opts.tokenWithholds ?? [],
+        opts.tokenRealmQuery ?? '',
+      );
       authConfig = {
         token: {
           realm: issuer.realm,
@@ -486,6 +501,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       auth: authMode,
       ...(credentials ? { credentials } : {}),
       tokenRequests,
+      issuedTokens,
       logs: () => output.toString(),
       async stop() {
         if (stopped) return;
