@@ -5,6 +5,7 @@ import type { Policy } from './domain/policy.js';
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Clock, HostParams, HostRun, HostRunner, Progress, Registry, StorageLister } from './ports.js';
+import { plural } from './report/format.js';
 import { scan } from './scan.js';
 import { currentTags, type TagToVerify, type Verification, verifyTags } from './verify.js';
 
@@ -267,7 +268,8 @@ const numberField = (run: HostRun, field: string): number | undefined => {
 
 /**
  * The whole cycle on a plan: delete, collect garbage on the host, verify that every kept tag still resolves
- * completely, and report. A broken kept image fails the run and comes first in its problems.
+ * completely, and report. A broken kept image fails the run and comes first in its problems; kept tags the
+ * deadline left unverified fail it too.
  */
 export async function runCleanup(
   ports: CleanupPorts,
@@ -309,13 +311,13 @@ export async function runCleanup(
     request.deferVerificationWhileCollecting === true &&
     garbageCollection.ran &&
     garbageCollection.state === 'running';
-  let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [] };
+  let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [], unverified: [] };
   if (!deferred) {
     ports.progress?.update('verifying kept images');
     verification = await verifyTags(ports.registry, keptTags(planned), request.concurrency);
   }
 
-  const problems = brokenImageProblems(verification);
+  const problems = verificationProblems(verification);
   if (deletions.stoppedBy) problems.push(deletions.stoppedBy.message);
   if (deletions.failed.length > 0) problems.push(`${deletions.failed.length} deletions failed`);
   const failedRepositories = planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
@@ -360,7 +362,7 @@ export function keptTags(planned: Plan): TagToVerify[] {
 
 export interface CollectionCheck {
   readonly verification: Verification;
-  /** Broken kept images first, then what went wrong with the collection. */
+  /** Broken kept images first, then kept tags left unverified, then what went wrong with the collection. */
   readonly problems: readonly string[];
   readonly measuredBytes?: number;
 }
@@ -376,15 +378,22 @@ export async function checkCollection(
   concurrency: number,
 ): Promise<CollectionCheck> {
   const verification = await verifyTags(registry, tags, concurrency);
-  const problems = [...brokenImageProblems(verification), ...collectionProblems(run)];
+  const problems = [...verificationProblems(verification), ...collectionProblems(run)];
   const measuredBytes = numberField(run, 'bytesFreed');
   return { verification, problems, ...(measuredBytes !== undefined ? { measuredBytes } : {}) };
 }
 
-function brokenImageProblems(verification: Verification): string[] {
-  return verification.broken.map(
+function verificationProblems(verification: Verification): string[] {
+  const problems = verification.broken.map(
     (broken) => `BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`,
   );
+  const unverified = verification.unverified.length;
+  if (unverified > 0) {
+    problems.push(
+      `verification incomplete: ${unverified} of ${plural(verification.tags, 'kept tag')} not verified before the deadline`,
+    );
+  }
+  return problems;
 }
 
 /** What is wrong with a collection: still running, failed, or without a summary. */
