@@ -1,11 +1,18 @@
 import type { Inventory } from './domain/inventory.js';
 import type { Digest } from './domain/names.js';
-import { type DeleteCheck, type DeletionUnit, deletesRefused, type Plan, plan } from './domain/plan.js';
+import {
+  type DeleteCheck,
+  type DeletionUnit,
+  deletesRefused,
+  type Plan,
+  plan,
+  revisionsPushedSince,
+} from './domain/plan.js';
 import type { Policy } from './domain/policy.js';
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Clock, HostParams, HostRun, HostRunner, Progress, Registry, StorageLister } from './ports.js';
-import { plural } from './report/format.js';
+import { formatBytes, plural } from './report/format.js';
 import { scan } from './scan.js';
 import { currentTags, type TagToVerify, type Verification, verifyTags } from './verify.js';
 
@@ -269,7 +276,7 @@ const numberField = (run: HostRun, field: string): number | undefined => {
 /**
  * The whole cycle on a plan: delete, collect garbage on the host, verify that every kept tag still resolves
  * completely, and report. A broken kept image fails the run and comes first in its problems; kept tags the
- * deadline left unverified fail it too.
+ * deadline left unverified fail it too. A collection is judged by what it freed, not only by its status.
  */
 export async function runCleanup(
   ports: CleanupPorts,
@@ -323,7 +330,11 @@ export async function runCleanup(
   const failedRepositories = planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
   if (failedRepositories.length > 0)
     problems.push(`${failedRepositories.length} repositories could not be scanned`);
-  if (garbageCollection.ran && !deferred) problems.push(...collectionProblems(garbageCollection));
+  if (garbageCollection.ran && !deferred) {
+    problems.push(...collectionProblems(garbageCollection));
+    const short = await shortfall(ports, planned, deletions, garbageCollection);
+    if (short) problems.push(short);
+  }
 
   const finished = ports.clock.now();
   const measured = garbageCollection.ran ? numberField(garbageCollection, 'bytesFreed') : undefined;
@@ -408,4 +419,33 @@ function collectionProblems(run: HostRun): string[] {
     run.reason ??
     (run.summary ? 'see the host log' : 'the host script printed no summary');
   return [`garbage collection failed (exit ${run.exitCode ?? 'unknown'}): ${reason}`];
+}
+
+const bytes = (n: number) => `${formatBytes(n)} (${n} bytes)`;
+
+/**
+ * Why a collection that says it is done freed less than the plan's exact estimate, unless something other than
+ * the collector explains it: a planned delete not made by this run, or a manifest pushed since the plan (its
+ * blobs may be ones the plan expected freed). Blobs pushed during the collection cannot hide a shortfall: the
+ * host counts only the blobs that existed before it. Freeing more is normal: unreferenced blobs go too.
+ */
+async function shortfall(
+  ports: CleanupPorts,
+  planned: Plan,
+  deletions: DeletionReport,
+  run: HostRun,
+): Promise<string | undefined> {
+  const measured = numberField(run, 'bytesFreed');
+  const { bytes: expected, exact } = planned.reclaim;
+  if (run.summary?.status !== 'done' || measured === undefined || !exact || measured >= expected) return;
+  const steps = planned.repositories.flatMap((r) => r.deletions).flatMap((unit) => unit.steps).length;
+  if (deletions.deleted.filter((d) => d.outcome === 'deleted').length !== steps || !ports.storage) return;
+  let unexplained = '';
+  try {
+    if (revisionsPushedSince(planned, await ports.storage.list()) > 0) return;
+  } catch (error) {
+    unexplained = ` (pushes since the plan could not be ruled out: ${errorMessage(error)})`;
+  }
+  const log = typeof run.summary.log === 'string' ? `see the log ${run.summary.log}` : 'see the host log';
+  return `garbage collection freed ${bytes(measured)} of the ${bytes(expected)} the plan's exact estimate promised: the collector did not collect what was deleted${unexplained}; ${log}`;
 }
