@@ -1,6 +1,13 @@
 import type { Inventory } from './domain/inventory.js';
 import type { Digest } from './domain/names.js';
-import { type DeleteCheck, type DeletionUnit, deletesRefused, type Plan, plan } from './domain/plan.js';
+import {
+  type DeleteCheck,
+  type DeletionUnit,
+  deletesRefused,
+  type Plan,
+  plan,
+  revisionsPushedSince,
+} from './domain/plan.js';
 import type { Policy } from './domain/policy.js';
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
@@ -14,6 +21,7 @@ import type {
   Registry,
   StorageLister,
 } from './ports.js';
+import { formatBytes, plural } from './report/format.js';
 import { scan } from './scan.js';
 import { currentTags, type TagToVerify, type Verification, verifyTags } from './verify.js';
 
@@ -307,7 +315,8 @@ const numberField = (run: HostRun, field: string): number | undefined => {
 
 /**
  * The whole cycle on a plan: delete, collect garbage on the host, verify that every kept tag still resolves
- * completely, and report. A broken kept image fails the run and comes first in its problems.
+ * completely, and report. A broken kept image fails the run and comes first in its problems; kept tags the
+ * deadline left unverified fail it too. A collection is judged by what it freed, not only by its status.
  */
 export async function runCleanup(
   ports: CleanupPorts,
@@ -349,19 +358,23 @@ export async function runCleanup(
     request.deferVerificationWhileCollecting === true &&
     garbageCollection.ran &&
     garbageCollection.state === 'running';
-  let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [] };
+  let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [], unverified: [] };
   if (!deferred) {
     ports.progress?.update('verifying kept images');
     verification = await verifyTags(ports.registry, keptTags(planned), request.concurrency);
   }
 
-  const problems = brokenImageProblems(verification);
+  const problems = verificationProblems(verification);
   if (deletions.stoppedBy) problems.push(deletions.stoppedBy.message);
   if (deletions.failed.length > 0) problems.push(`${deletions.failed.length} deletions failed`);
   const failedRepositories = planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
   if (failedRepositories.length > 0)
     problems.push(`${failedRepositories.length} repositories could not be scanned`);
-  if (garbageCollection.ran && !deferred) problems.push(...collectionProblems(garbageCollection));
+  if (garbageCollection.ran && !deferred) {
+    problems.push(...collectionProblems(garbageCollection));
+    const short = await shortfall(ports, planned, deletions, garbageCollection);
+    if (short) problems.push(short);
+  }
 
   const finished = ports.clock.now();
   const measured = garbageCollection.ran ? numberField(garbageCollection, 'bytesFreed') : undefined;
@@ -400,7 +413,7 @@ export function keptTags(planned: Plan): TagToVerify[] {
 
 export interface CollectionCheck {
   readonly verification: Verification;
-  /** Broken kept images first, then what went wrong with the collection. */
+  /** Broken kept images first, then kept tags left unverified, then what went wrong with the collection. */
   readonly problems: readonly string[];
   readonly measuredBytes?: number;
 }
@@ -416,15 +429,22 @@ export async function checkCollection(
   concurrency: number,
 ): Promise<CollectionCheck> {
   const verification = await verifyTags(registry, tags, concurrency);
-  const problems = [...brokenImageProblems(verification), ...collectionProblems(run)];
+  const problems = [...verificationProblems(verification), ...collectionProblems(run)];
   const measuredBytes = numberField(run, 'bytesFreed');
   return { verification, problems, ...(measuredBytes !== undefined ? { measuredBytes } : {}) };
 }
 
-function brokenImageProblems(verification: Verification): string[] {
-  return verification.broken.map(
+function verificationProblems(verification: Verification): string[] {
+  const problems = verification.broken.map(
     (broken) => `BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`,
   );
+  const unverified = verification.unverified.length;
+  if (unverified > 0) {
+    problems.push(
+      `verification incomplete: ${unverified} of ${plural(verification.tags, 'kept tag')} not verified before the deadline`,
+    );
+  }
+  return problems;
 }
 
 /** What is wrong with a collection: still running, failed, or without a summary. */
@@ -439,4 +459,33 @@ function collectionProblems(run: HostRun): string[] {
     run.reason ??
     (run.summary ? 'see the host log' : 'the host script printed no summary');
   return [`garbage collection failed (exit ${run.exitCode ?? 'unknown'}): ${reason}`];
+}
+
+const bytes = (n: number) => `${formatBytes(n)} (${n} bytes)`;
+
+/**
+ * Why a collection that says it is done freed less than the plan's exact estimate, unless something other than
+ * the collector explains it: a planned delete not made by this run, or a manifest pushed since the plan (its
+ * blobs may be ones the plan expected freed). Blobs pushed during the collection cannot hide a shortfall: the
+ * host counts only the blobs that existed before it. Freeing more is normal: unreferenced blobs go too.
+ */
+async function shortfall(
+  ports: CleanupPorts,
+  planned: Plan,
+  deletions: DeletionReport,
+  run: HostRun,
+): Promise<string | undefined> {
+  const measured = numberField(run, 'bytesFreed');
+  const { bytes: expected, exact } = planned.reclaim;
+  if (run.summary?.status !== 'done' || measured === undefined || !exact || measured >= expected) return;
+  const steps = planned.repositories.flatMap((r) => r.deletions).flatMap((unit) => unit.steps).length;
+  if (deletions.deleted.filter((d) => d.outcome === 'deleted').length !== steps || !ports.storage) return;
+  let unexplained = '';
+  try {
+    if (revisionsPushedSince(planned, await ports.storage.list()) > 0) return;
+  } catch (error) {
+    unexplained = ` (pushes since the plan could not be ruled out: ${errorMessage(error)})`;
+  }
+  const log = typeof run.summary.log === 'string' ? `see the log ${run.summary.log}` : 'see the host log';
+  return `garbage collection freed ${bytes(measured)} of the ${bytes(expected)} the plan's exact estimate promised: the collector did not collect what was deleted${unexplained}; ${log}`;
 }

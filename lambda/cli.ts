@@ -269,7 +269,7 @@ async function verify(config: CliConfig, io: GuardedIo, ports: CleanupPorts, wid
   io.stdout.write(
     config.json ? `${JSON.stringify(verification, null, 2)}\n` : renderVerification(verification, width),
   );
-  return verification.broken.length > 0 ? EXIT.failed : EXIT.done;
+  return verification.broken.length + verification.unverified.length > 0 ? EXIT.failed : EXIT.done;
 }
 
 /** What `help`, `--help` and `--version` print, when they were asked for. */

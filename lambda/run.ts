@@ -102,7 +102,10 @@ export interface Figures {
   readonly bytesEstimated?: number;
   readonly diskUsedPercentBefore?: number;
   readonly diskUsedPercentAfter?: number;
+  /** Kept tags whose check ran to the end, broken ones included. */
   readonly tagsVerified: number;
+  /** Kept tags the deadline left unchecked; present when there are any. They are not integrity failures. */
+  readonly tagsUnverified?: number;
   readonly integrityFailures: number;
 }
 
@@ -556,13 +559,15 @@ function figures(draft: Draft): Figures {
   const verifications = [cleanup?.verification, draft.collection?.verification].filter(
     (v): v is Verification => v !== undefined,
   );
+  const unverified = verifications.reduce((sum, v) => sum + v.unverified.length, 0);
   return {
     manifestsDeleted,
     ...(measured.length > 0 ? { bytesReclaimed: measured.reduce((a, b) => a + b, 0) } : {}),
     ...(estimated !== undefined ? { bytesEstimated: estimated } : {}),
     ...(before !== undefined ? { diskUsedPercentBefore: before } : {}),
     ...(after !== undefined ? { diskUsedPercentAfter: after } : {}),
-    tagsVerified: verifications.reduce((sum, v) => sum + v.tags, 0),
+    tagsVerified: verifications.reduce((sum, v) => sum + v.tags, 0) - unverified,
+    ...(unverified > 0 ? { tagsUnverified: unverified } : {}),
     integrityFailures: verifications.reduce((sum, v) => sum + v.broken.length, 0),
   };
 }
@@ -578,9 +583,12 @@ function headline(draft: Draft, outcome: FunctionOutcome, numbers: Figures): str
   if (outcome === 'nothing to do') return `nothing to do: ${draft.nothingToDo}`;
   if (outcome === 'failed') {
     const broken = numbers.integrityFailures;
-    return broken > 0
-      ? `FAILED - ${plural(broken, 'kept image')} broken`
-      : `FAILED - ${draft.problems[0] ?? 'see the report'}`;
+    const unverified = numbers.tagsUnverified ?? 0;
+    if (broken > 0) return `FAILED - ${plural(broken, 'kept image')} broken`;
+    if (unverified > 0) {
+      return `FAILED - ${unverified} of ${plural(numbers.tagsVerified + unverified, 'kept tag')} not verified before the deadline`;
+    }
+    return `FAILED - ${draft.problems[0] ?? 'see the report'}`;
   }
   const deleted = plural(numbers.manifestsDeleted, 'manifest');
   if (draft.plan) {

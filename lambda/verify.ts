@@ -19,15 +19,30 @@ export interface Verification {
   readonly tags: number;
   readonly manifests: number;
   readonly blobs: number;
+  /** Tags a check found missing or wrong. */
   readonly broken: readonly BrokenTag[];
+  /** Tags whose check the deadline cut short: neither found whole nor found broken. */
+  readonly unverified: readonly TagToVerify[];
 }
 
 const MAX_DEPTH = 4;
 
+const CUT_SHORT = Symbol('cut short by the deadline');
+/** What a check found: nothing wrong (undefined), a problem, or that the deadline stopped it first. */
+type Finding = string | typeof CUT_SHORT | undefined;
+
+const cancelledByDeadline = (error: unknown): boolean => (error as { code?: unknown })?.code === 'RJ_ABORTED';
+
+/** A problem found outweighs a check that did not finish. */
+const firstFinding = (findings: readonly Finding[]): Finding =>
+  findings.find((finding) => typeof finding === 'string') ??
+  findings.find((finding) => finding === CUT_SHORT);
+
 /**
  * Checks that every given tag still resolves completely: its manifest, every child of an index, and the config
  * and layers of every image answer with the size the manifest promises. Run it after the registry restarted:
- * before that, its blob cache may still answer for blobs the garbage collector removed.
+ * before that, its blob cache may still answer for blobs the garbage collector removed. A request the deadline
+ * cancelled proves nothing either way: its tag is unverified, not broken.
  */
 export async function verifyTags(
   registry: Registry,
@@ -35,8 +50,8 @@ export async function verifyTags(
   concurrency: number,
 ): Promise<Verification> {
   const limit = createLimit(concurrency);
-  const manifests = new Map<string, Promise<string | undefined>>();
-  const blobs = new Map<string, Promise<string | undefined>>();
+  const manifests = new Map<string, Promise<Finding>>();
+  const blobs = new Map<string, Promise<Finding>>();
   const checkBlob = (repository: string, digest: Digest, size: number) => {
     const key = `${repository}@${digest}`;
     let check = blobs.get(key);
@@ -48,17 +63,16 @@ export async function verifyTags(
             : found !== size
               ? `blob ${digest} has ${found} bytes, the manifest says ${size}`
               : undefined,
-        (error) => `blob ${digest} could not be checked: ${errorMessage(error)}`,
+        (error): Finding =>
+          cancelledByDeadline(error)
+            ? CUT_SHORT
+            : `blob ${digest} could not be checked: ${errorMessage(error)}`,
       );
       blobs.set(key, check);
     }
     return check;
   };
-  const checkManifest = (
-    repository: string,
-    reference: string,
-    depth: number,
-  ): Promise<string | undefined> => {
+  const checkManifest = (repository: string, reference: string, depth: number): Promise<Finding> => {
     const key = `${repository}@${reference}`;
     let check = manifests.get(key);
     if (!check) {
@@ -66,32 +80,42 @@ export async function verifyTags(
         const fetched = await limit(() => registry.getManifest(repository, reference));
         if (!fetched) return `manifest ${reference} is missing`;
         const manifest = parseManifest(fetched.digest, fetched.mediaType, fetched.body);
-        const problems = await Promise.all([
+        const findings = await Promise.all([
           ...(manifest.config ? [checkBlob(repository, manifest.config.digest, manifest.config.size)] : []),
           ...manifest.layers.map((layer) => checkBlob(repository, layer.digest, layer.size)),
           ...manifest.children.map(async (child) => {
             if (depth >= MAX_DEPTH) return `index nesting deeper than ${MAX_DEPTH}`;
-            const problem = await checkManifest(repository, child.digest, depth + 1);
-            const which = [child.digest, child.platform].filter(Boolean).join(' ');
-            return problem && `${problem} (in child ${which})`;
+            const finding = await checkManifest(repository, child.digest, depth + 1);
+            if (typeof finding !== 'string') return finding;
+            return `${finding} (in child ${[child.digest, child.platform].filter(Boolean).join(' ')})`;
           }),
         ]);
-        return problems.find((p) => p !== undefined);
-      })().catch((error) => `manifest ${reference} could not be read: ${errorMessage(error)}`);
+        return firstFinding(findings);
+      })().catch(
+        (error): Finding =>
+          cancelledByDeadline(error)
+            ? CUT_SHORT
+            : `manifest ${reference} could not be read: ${errorMessage(error)}`,
+      );
       manifests.set(key, check);
     }
     return check;
   };
 
   const broken: BrokenTag[] = [];
+  const unverified: TagToVerify[] = [];
   await Promise.all(
     tags.map(async ({ repository, tag }) => {
-      const problem = await checkManifest(repository, tag, 0);
-      if (problem) broken.push({ repository, tag, problem });
+      const finding = await checkManifest(repository, tag, 0);
+      if (finding === CUT_SHORT) unverified.push({ repository, tag });
+      else if (finding) broken.push({ repository, tag, problem: finding });
     }),
   );
-  broken.sort((a, b) => `${a.repository}:${a.tag}`.localeCompare(`${b.repository}:${b.tag}`));
-  return { tags: tags.length, manifests: manifests.size, blobs: blobs.size, broken };
+  const byName = (a: TagToVerify, b: TagToVerify) =>
+    `${a.repository}:${a.tag}`.localeCompare(`${b.repository}:${b.tag}`);
+  broken.sort(byName);
+  unverified.sort(byName);
+  return { tags: tags.length, manifests: manifests.size, blobs: blobs.size, broken, unverified };
 }
 
 /** Every tag of the given repositories, as the registry lists them now. */

@@ -6,12 +6,14 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunReport } from '../lambda/cleanup.js';
 import type { Plan } from '../lambda/domain/plan.js';
+import { formatBytes } from '../lambda/report/format.js';
 import { parsePlan, runCli } from './cli-runner.js';
 import {
   DAEMON_DOWN,
   type DockerStandIn,
   type DockerStandInOptions,
   installDockerStandIn,
+  V3_VERSION_LINE,
 } from './support/docker-stand-in.js';
 import { headManifest, pushImage, randomGzipBlob } from './support/images.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -86,6 +88,7 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     const { plan, report } = JSON.parse(result.stdout) as { plan: Plan; report: RunReport };
     const measuredOnDisk = freedBytes(before, await blobSizes(reg));
     expect(report.outcome).toBe('succeeded');
+    expect(report.problems).toEqual([]);
     expect(report.garbageCollection).toMatchObject({
       ran: true,
       state: 'finished',
@@ -213,6 +216,77 @@ describe('clean --gc local: delete, collect on the host, verify, report', () => 
     );
     expect(report).not.toMatch(/^Done/m);
     expect(result.stderr).toMatch(/^error: BROKEN kept image app:new/m);
+  });
+
+  const collectionLog = (report: RunReport) =>
+    report.garbageCollection.ran ? (report.garbageCollection.summary?.log as string) : '';
+
+  it('fails, naming the log, when the collector exits 0 without collecting', async () => {
+    // Prepare: what runs as the collector prints the registry's usage and exits 0, as a wrong entrypoint does
+    await setUp({ noopGarbageCollect: true });
+    await pushStaleAndCurrent(reg, 'app', { staleLayerSizes: [8192] });
+    const before = await blobSizes(reg);
+
+    // Act
+    const result = await clean(['--storage-root', reg.root, '--keep-last', '1']);
+
+    // Assess
+    expect(result.code).toBe(1);
+    const { report } = JSON.parse(result.stdout) as { report: RunReport };
+    const log = collectionLog(report);
+    expect(log.startsWith(join(scratch, 'logs', 'gc-'))).toBe(true);
+    expect(report.outcome).toBe('failed');
+    expect(report.problems).toEqual([
+      'garbage collection failed (exit 1): the collector exited 0 without its mark summary (N blobs marked, ' +
+        'M blobs and K manifests eligible for deletion): Use "registry [command] --help" for more information ' +
+        `about a command.; see the log ${log}`,
+    ]);
+    expect(report.garbageCollection).toMatchObject({
+      summary: { status: 'failed', gcExitCode: 0, blobsMarked: null, bytesFreed: 0 },
+    });
+    expect(result.stderr).toBe(`error: ${report.problems[0]}\n`);
+    expect(freedBytes(before, await blobSizes(reg))).toBe(0);
+  });
+
+  it('fails, naming the log, when a collection on registry 3 freed less than the exact estimate', async () => {
+    // Prepare: v3 prints no 2.x mark summary, so only the bytes tell that nothing was collected
+    await setUp({ noopGarbageCollect: true, registryVersion: V3_VERSION_LINE });
+    await pushStaleAndCurrent(reg, 'app', { staleLayerSizes: [8192] });
+
+    // Act
+    const result = await clean(['--storage-root', reg.root, '--keep-last', '1']);
+
+    // Assess
+    expect(result.code).toBe(1);
+    const { plan, report } = JSON.parse(result.stdout) as { plan: Plan; report: RunReport };
+    expect(plan.reclaim.exact).toBe(true);
+    expect(report.garbageCollection).toMatchObject({ summary: { status: 'done', version: '3.0.0' } });
+    expect(report.reclaimed).toMatchObject({ estimatedBytes: plan.reclaim.bytes, measuredBytes: 0 });
+    expect(report.problems).toEqual([
+      `garbage collection freed 0 B (0 bytes) of the ${formatBytes(plan.reclaim.bytes)} (${plan.reclaim.bytes} bytes) ` +
+        `the plan's exact estimate promised: the collector did not collect what was deleted; see the log ${collectionLog(report)}`,
+    ]);
+    expect(result.stderr).toBe(`error: ${report.problems[0]}\n`);
+  });
+
+  it('does not count blobs that a push during the run uses again as a shortfall', async () => {
+    // Prepare: as the collector starts, an image is pushed that uses the stale image's layer
+    const layer = randomGzipBlob(8192);
+    await setUp({ beforeGarbageCollect: () => pushImage(reg, 'app', 'again', { layers: [layer] }) });
+    const stale = await pushImage(reg, 'app', 'old', { layers: [layer] });
+    await backdate(reg, 'app', stale.digest, 10, 'old');
+    await pushImage(reg, 'app', 'new', {});
+
+    // Act
+    const result = await clean(['--storage-root', reg.root, '--keep-last', '1']);
+
+    // Assess
+    expect(result.code).toBe(0);
+    const { plan, report } = JSON.parse(result.stdout) as { plan: Plan; report: RunReport };
+    expect(plan.reclaim.exact).toBe(true);
+    expect(report.problems).toEqual([]);
+    expect(report.reclaimed.measuredBytes).toBe(plan.reclaim.bytes - layer.length);
+    expect(await skopeoPull(reg, 'app', 'again')).toEqual({ ok: true });
   });
 
   it("shows Docker's own error when the collection cannot reach Docker, after reporting the deletions", async () => {

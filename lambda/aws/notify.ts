@@ -63,13 +63,14 @@ export function notificationBody(report: FunctionReport): string {
       `Disk used: ${f.diskUsedPercentBefore ?? '?'}% before, ${f.diskUsedPercentAfter ?? '?'}% after`,
     );
   }
-  if (f.tagsVerified > 0 || f.integrityFailures > 0) {
-    lines.push(
-      f.integrityFailures === 0
-        ? `Verification: all ${f.tagsVerified} kept tags resolve completely`
-        : `Verification: ${f.integrityFailures} of ${f.tagsVerified} kept tags BROKEN`,
-    );
-  }
+  const unverified = f.tagsUnverified ?? 0;
+  const checked = f.tagsVerified + unverified;
+  const found = [
+    ...(f.integrityFailures > 0 ? [`${f.integrityFailures} of ${checked} kept tags BROKEN`] : []),
+    ...(unverified > 0 ? [`${unverified} of ${checked} kept tags not verified (deadline passed)`] : []),
+  ];
+  if (found.length > 0) lines.push(`Verification: ${found.join(', ')}`);
+  else if (f.tagsVerified > 0) lines.push(`Verification: all ${f.tagsVerified} kept tags resolve completely`);
   if (report.problems.length > 0) lines.push('Problems:', ...report.problems.map((p) => `- ${p}`));
   if (report.notes.length > 0) lines.push('Notes:', ...report.notes.map((n) => `- ${n}`));
   if (report.historyLocation) lines.push(`Full report: ${report.historyLocation}`);

@@ -98,6 +98,28 @@ export function deletesRefused(plan: Plan): string | undefined {
   return [check.problem ?? `deletes are ${check.status}`, check.fix].filter(Boolean).join('. ');
 }
 
+/**
+ * Manifest revisions in storage now that the plan does not keep: pushed since it was made, a deleted digest
+ * pushed again included. Their blobs may be ones the plan expected the garbage collector to free.
+ */
+export function revisionsPushedSince(
+  plan: Plan,
+  stored: ReadonlyMap<string, { readonly revisions: readonly { readonly digest: Digest }[] }>,
+): number {
+  const kept = new Map(
+    plan.repositories.map((repository) => [
+      repository.name,
+      new Set(repository.manifests.filter((m) => m.decision === 'keep').map((m) => m.digest)),
+    ]),
+  );
+  let pushed = 0;
+  for (const [name, repository] of stored) {
+    const keptHere = kept.get(name);
+    pushed += repository.revisions.filter((revision) => !keptHere?.has(revision.digest)).length;
+  }
+  return pushed;
+}
+
 const EARLIEST_PLAUSIBLE = Date.UTC(2000, 0, 1);
 const FUTURE_TOLERANCE_MS = 60 * 60 * 1000;
 

@@ -2,7 +2,10 @@ import type { BlobRef, Inventory, Manifest } from './inventory.js';
 import type { Digest } from './names.js';
 
 export interface Reclaim {
-  /** Bytes of blobs (manifests, configs, layers) that only deleted manifests reference. */
+  /**
+   * Bytes of blobs (manifests, configs, layers) that only deleted manifests reference; when storage was listed,
+   * of those it holds, by their size there.
+   */
   readonly bytes: number;
   readonly blobs: number;
   /** False when the figure can only be an upper bound; `caveats` says why. */
@@ -44,11 +47,14 @@ export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, Reado
       }
     }
   }
+  // A broken image's blob may be gone from storage already: the collector cannot free it again.
+  const stored = inventory.storedBlobs && new Map(inventory.storedBlobs.map((b) => [b.digest, b.size]));
   let bytes = 0;
   let blobs = 0;
   for (const [digest, size] of candidates) {
-    if (keptBlobs.has(digest)) continue;
-    bytes += size;
+    const freed = stored ? stored.get(digest) : size;
+    if (keptBlobs.has(digest) || freed === undefined) continue;
+    bytes += freed;
     blobs += 1;
   }
 

@@ -283,6 +283,7 @@ run_inventory() {
 # --- collect --------------------------------------------------------------------------------------------
 
 RESTART_WARNING='registry not restarted: until it restarts it may report collected blobs as present, and re-pushes of those layers will be silently broken'
+NO_MARK_SUMMARY='the collector exited 0 without its mark summary (N blobs marked, M blobs and K manifests eligible for deletion)'
 REDIS_WARNING='the registry caches blob descriptors in Redis, which a restart does not clear: flush that Redis database after every garbage collection, or re-pushes of collected layers will be silently broken'
 
 version=
@@ -375,10 +376,11 @@ count_recent_uploads() {
   END { n = 0; for (u in upload) n++; print n }' "$tmp/uploads"
 }
 
-# Prints "<bytes> <disk used percent or null>"; the bytes are the exact sum of every blob's data file.
+# Prints "<bytes> <disk used percent or null>"; the bytes are the exact sum of every blob's data file, each
+# listed in file $1 as "<size> <path>".
 measure() {
-  container_read "$tmp/sizes" find "$blobs_dir" -type f -name data -exec stat -c %s {} + || return 1
-  bytes=$(awk '/^[0-9]+$/ { total += $1 } END { printf "%.0f\n", total }' "$tmp/sizes")
+  container_read "$1" find "$blobs_dir" -type f -name data -exec stat -c '%s %n' {} + || return 1
+  bytes=$(awk '/^[0-9]+ / { total += $1 } END { printf "%.0f\n", total }' "$1")
   percent=null
   if docker exec "$container" df -P "$root" >"$tmp/df" 2>/dev/null; then
     value=$(awk 'NR == 2 { sub(/%$/, "", $5); print $5 }' "$tmp/df")
@@ -418,6 +420,12 @@ read_gc_counts() {
       else print marked, eligible, manifests
     }' "$log_file" >"$tmp/gc-counts"
   read -r blobs_marked blobs_deleted manifests_deleted <"$tmp/gc-counts"
+}
+
+# Reason $1 for a collection that did not do its work, with the collector's last line and where its log is.
+collector_failed() {
+  grep -v '^registry-janitor: ' "$log_file" | grep . | tail -n 1 >"$tmp/gc.err" || :
+  printf '%s; see the log %s' "$(with_error "$1" "$tmp/gc.err")" "$log_file"
 }
 
 # Keeps the ten newest collector logs: a big registry writes a large one every run.
@@ -461,7 +469,7 @@ run_collect() {
     sleep "$poll"
   done
 
-  measured=$(measure) || finish failed "$(with_error 'could not measure the blob storage')"
+  measured=$(measure "$tmp/blobs.before") || finish failed "$(with_error 'could not measure the blob storage')"
   bytes_before=${measured% *}
   disk_before=${measured#* }
 
@@ -527,11 +535,21 @@ run_collect() {
       manifests_deleted=0
     else
       status=failed
-      grep -v '^registry-janitor: ' "$log_file" | grep . | tail -n 1 >"$tmp/gc.err" || :
-      reason="$(with_error 'garbage collection failed' "$tmp/gc.err"); see the log"
+      reason=$(collector_failed 'garbage collection failed')
     fi
   fi
   [ "$collected" = false ] || read_gc_counts
+  # 2.x ends every collection with its mark summary: without it, what ran was not the collector (a wrong
+  # binary, entrypoint or config path that still exits 0). v3 prints another format: there the bytes tell.
+  if [ "$status" = 'done' ] && [ "$collected" = true ] && [ "$blobs_marked" = null ]; then
+    case $version in
+    3.*) ;;
+    *)
+      status=failed
+      reason=$(collector_failed "$NO_MARK_SUMMARY")
+      ;;
+    esac
+  fi
   prune_logs
 
   if ! recover; then
@@ -543,14 +561,12 @@ run_collect() {
     reason=$(with_error 'the registry did not answer /v2/ in time after the collection' "$tmp/ready.out")
   fi
 
-  if measured=$(measure); then
+  # Freed: the blobs that existed before and are gone, so that a push meanwhile does not hide what went.
+  if measured=$(measure "$tmp/blobs.after"); then
     bytes_after=${measured% *}
     disk_after=${measured#* }
-    if [ "$bytes_before" -gt "$bytes_after" ]; then
-      bytes_freed=$((bytes_before - bytes_after))
-    else
-      bytes_freed=0
-    fi
+    bytes_freed=$(awk 'FILENAME == ARGV[1] { after[$2]; next } /^[0-9]+ / && !($2 in after) { freed += $1 }
+      END { printf "%.0f\n", freed }' "$tmp/blobs.after" "$tmp/blobs.before")
   fi
   finish "$status" "$reason"
 }

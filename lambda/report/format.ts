@@ -267,22 +267,49 @@ export function renderRunReport(report: RunReport, width = DEFAULT_WIDTH): strin
   if (measured) lines.push(estimated ? `${measured}; plan estimate ${estimate}` : measured);
   else if (estimated) lines.push(`Reclaimable: ${estimate}, once garbage collection runs`);
   const v = report.verification;
-  lines.push(
-    v.broken.length === 0
-      ? `Verified: all ${plural(v.tags, 'kept tag')} resolve completely (${plural(v.manifests, 'manifest')}, ${plural(v.blobs, 'blob')})`
-      : `Verification: ${v.broken.length} of ${plural(v.tags, 'kept tag')} BROKEN`,
-  );
+  if (v.broken.length === 0 && v.unverified.length === 0) {
+    lines.push(
+      `Verified: all ${plural(v.tags, 'kept tag')} resolve completely (${plural(v.manifests, 'manifest')}, ${plural(v.blobs, 'blob')})`,
+    );
+  } else {
+    const found = [
+      ...(v.broken.length > 0 ? [`${v.broken.length} of ${plural(v.tags, 'kept tag')} BROKEN`] : []),
+      ...(v.unverified.length > 0
+        ? [`${v.unverified.length} of ${plural(v.tags, 'kept tag')} ${NOT_VERIFIED}`]
+        : []),
+    ];
+    lines.push(`Verification: ${found.join(', ')}`);
+  }
   for (const broken of v.broken) lines.push(`  BROKEN ${broken.repository}:${broken.tag}: ${broken.problem}`);
+  lines.push(...unverifiedLines(v, '  '));
   lines.push(`${report.outcome === 'succeeded' ? 'Done' : 'Failed'} in ${report.durationSeconds} s.`);
   return `${fitText(lines.join('\n'), width)}\n`;
 }
 
 export function renderVerification(verification: Verification, width = DEFAULT_WIDTH): string {
-  const lines = verification.broken.map((b) => `BROKEN ${b.repository}:${b.tag}: ${b.problem}`);
-  lines.push(
-    verification.broken.length === 0
-      ? `All ${plural(verification.tags, 'tag')} resolve completely (${plural(verification.manifests, 'manifest')}, ${plural(verification.blobs, 'blob')} checked).`
-      : `${verification.broken.length} of ${plural(verification.tags, 'tag')} broken.`,
-  );
+  const { broken, unverified, tags } = verification;
+  const lines = broken.map((b) => `BROKEN ${b.repository}:${b.tag}: ${b.problem}`);
+  lines.push(...unverifiedLines(verification, ''));
+  if (broken.length === 0 && unverified.length === 0) {
+    lines.push(
+      `All ${plural(tags, 'tag')} resolve completely (${plural(verification.manifests, 'manifest')}, ${plural(verification.blobs, 'blob')} checked).`,
+    );
+  }
+  if (broken.length > 0) lines.push(`${broken.length} of ${plural(tags, 'tag')} broken.`);
+  if (unverified.length > 0) lines.push(`${unverified.length} of ${plural(tags, 'tag')} ${NOT_VERIFIED}.`);
   return `${fitText(lines.join('\n'), width)}\n`;
+}
+
+/** A tag whose check the deadline cut short: nothing is known to be wrong with it. */
+const NOT_VERIFIED = 'not verified (deadline passed)';
+/** Unverified tags a person is shown by name; the JSON output has them all. */
+const UNVERIFIED_SHOWN = 10;
+
+function unverifiedLines(verification: Verification, indent: string): string[] {
+  const shown = verification.unverified.slice(0, UNVERIFIED_SHOWN);
+  const more = verification.unverified.length - shown.length;
+  return [
+    ...shown.map((t) => `${indent}${NOT_VERIFIED}: ${t.repository}:${t.tag}`),
+    ...(more > 0 ? [`${indent}and ${more} more ${NOT_VERIFIED}`] : []),
+  ];
 }

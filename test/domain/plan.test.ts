@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Plan, plan, type RepositoryPlan } from '../../lambda/domain/plan.js';
+import { type Plan, plan, type RepositoryPlan, revisionsPushedSince } from '../../lambda/domain/plan.js';
 import { buildPolicy, type RuleInput } from '../../lambda/domain/policy.js';
 import { daysAgo, digestOf, hoursAgo, image, index, inventory, NOW, repository, tag } from './builders.js';
 
@@ -410,5 +410,36 @@ describe('plan: tags follow their digest', () => {
     expect(tagDecision(result, '3.1-arm64')?.decision).toBe('keep');
     expect(result.deletions).toEqual([]);
     expect(result.tags.every((t) => t.decision === 'keep')).toBe(true);
+  });
+});
+
+describe('revisionsPushedSince', () => {
+  it('counts the revisions in storage the plan does not keep: new ones and deleted ones pushed again', () => {
+    // Prepare: app:old goes, app:new stays; since the plan, app:again and other:x were pushed and old came back
+    const old = image('old', { pushedAt: daysAgo(30) });
+    const current = image('new', { pushedAt: daysAgo(1) });
+    const planned = plan(
+      inventory(repository('app', [tag('old', old), tag('new', current)], [old, current])),
+      policy({ keepLast: 1 }),
+      NOW,
+    );
+    const revisions = (...manifests: ReturnType<typeof image>[]) => ({
+      revisions: manifests.map((m) => ({ digest: m.digest })),
+    });
+
+    // Act
+    const untouched = revisionsPushedSince(planned, new Map([['app', revisions(current)]]));
+    const pushed = revisionsPushedSince(
+      planned,
+      new Map([
+        ['app', revisions(current, old, image('again'))],
+        ['other', revisions(image('x'))],
+      ]),
+    );
+
+    // Assess
+    expect(deletedDigests(only(planned))).toEqual([old.digest]);
+    expect(untouched).toBe(0);
+    expect(pushed).toBe(3);
   });
 });

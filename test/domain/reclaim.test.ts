@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reclaim } from '../../lambda/domain/reclaim.js';
+import { blobsOf, reclaim } from '../../lambda/domain/reclaim.js';
 import { image, index, inventory, repository } from './builders.js';
 
 describe('reclaim', () => {
@@ -27,6 +27,22 @@ describe('reclaim', () => {
     const result = reclaim(inv, new Map([['multi', new Set([deleted.digest, own.digest])]]));
 
     expect(result.bytes).toBe(deleted.size + own.size + 100 + 1000);
+  });
+
+  it('counts only the blobs storage holds, by their size there, when it was listed', () => {
+    // Prepare: a stale image whose layer is gone from storage already, as in an image broken earlier
+    const broken = image('broken', { layers: ['lost'] });
+    const kept = image('kept');
+    const listed = inventory(repository('app', [], [broken, kept]));
+    const storedBlobs = [...listed.repositories.flatMap((r) => r.manifests).flatMap(blobsOf)].filter(
+      (blob) => blob.digest !== broken.layers[0]?.digest,
+    );
+
+    // Act
+    const result = reclaim({ ...listed, storedBlobs }, new Map([['app', new Set([broken.digest])]]));
+
+    // Assess: the manifest and the config, not the lost layer
+    expect(result).toMatchObject({ bytes: broken.size + 100, blobs: 2, exact: true, unreferencedBytes: 0 });
   });
 
   it('calls the figure an upper bound when it cannot see everything', () => {

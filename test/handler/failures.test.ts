@@ -9,6 +9,7 @@ import { ENV } from '../../lambda/aws/environment.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
 import { createHandler } from '../../lambda/handler.js';
 import { headManifest } from '../support/images.js';
+import { blobHead, startStallingProxy } from '../support/stalling-proxy.js';
 import { alarmEvent, commandStatusEvent, lambdaContext, sampleEvent } from './events.js';
 import { type HandlerFixture, NAMESPACE, SECRET, startHandlerFixture, TOPIC } from './fixture.js';
 
@@ -244,6 +245,45 @@ describe('a run that cannot do its work', () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       silent.close();
+    }
+  });
+
+  it('when the deadline passes during verification: fails, and counts and tells of no broken image', async () => {
+    // Prepare: the registry never answers for the layer of v3, a kept image; 3 s left for registry calls
+    fixture = await startHandlerFixture();
+    await fixture.pushOld('web/app', 'v1', 30);
+    await fixture.pushOld('web/app', 'v2', 20);
+    const held = await fixture.pushOld('web/app', 'v3', 10);
+    const proxy = await startStallingProxy(fixture.reg, blobHead(held.layers[0]?.digest ?? ''));
+    try {
+      const handler = fixture.handler({
+        env: { ...fixture.env, [ENV.registryUrl]: proxy.url },
+        safetyMarginMs: 5_000,
+      });
+
+      // Act
+      const report = await handler(sampleEvent('no-gc'), lambdaContext('req-deadline', 13_000));
+
+      // Assess
+      expect(await headManifest(fixture.reg, 'web/app', 'v1')).toBeUndefined();
+      expect(report).toMatchObject({
+        outcome: 'failed',
+        headline: 'FAILED - 1 of 2 kept tags not verified before the deadline',
+        problems: ['verification incomplete: 1 of 2 kept tags not verified before the deadline'],
+        figures: { manifestsDeleted: 1, tagsVerified: 1, tagsUnverified: 1, integrityFailures: 0 },
+        cleanup: { verification: { broken: [], unverified: [{ repository: 'web/app', tag: 'v3' }] } },
+      });
+      expect(fixture.emf()[0]).toMatchObject({ [METRICS.integrityFailures]: 0, [METRICS.runFailed]: 1 });
+      const [notification] = fixture.published();
+      expect(notification?.Subject).toBe(
+        'registry-janitor: FAILED - 1 of 2 kept tags not verified before the deadline',
+      );
+      expect(notification?.Message).toContain(
+        'Verification: 1 of 2 kept tags not verified (deadline passed)\n',
+      );
+      expect(notification?.Message).not.toMatch(/broken/i);
+    } finally {
+      await proxy.close();
     }
   });
 

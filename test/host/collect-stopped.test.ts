@@ -80,8 +80,7 @@ describe('collect with the registry stopped', () => {
     expect(run.exitCode).toBe(1);
     expect(run.summary).toMatchObject({
       status: 'failed',
-      reason:
-        'garbage collection failed: failed to garbage collect: the test asked this collection to fail; see the log',
+      reason: `garbage collection failed: failed to garbage collect: the test asked this collection to fail; see the log ${run.summary?.log}`,
       gcExitCode: 1,
       restarted: true,
       bytesFreed: 0,

@@ -345,3 +345,95 @@ describe('collect next to other work on the host', () => {
     expect(result.summary?.bytesFreed).toBeGreaterThanOrEqual(4096);
   });
 });
+
+describe('collect while an image is pushed', () => {
+  let host: HostFixture;
+  let pushed: PushedImage | undefined;
+
+  beforeAll(async () => {
+    host = await startHostFixture({
+      docker: {
+        beforeGarbageCollect: async () => {
+          pushed = await pushImage(host.reg, 'app', 'during', { layerSizes: [6000] });
+        },
+      },
+    });
+    await pushImage(host.reg, 'app', 'keep');
+    const gone = await pushImage(host.reg, 'app', 'gone', { layerSizes: [4096] });
+    await deleteManifest(host.reg, 'app', gone.digest);
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('counts as freed only blobs that existed before it: the pushed image does not lower the figure', async () => {
+    const before = await blobSizes(host.reg);
+
+    const result = await host.run({ RJ_ACTION: 'collect' });
+
+    const after = await blobSizes(host.reg);
+    expect(result.summary).toMatchObject({
+      status: 'done',
+      bytesFreed: freedBytes(before, after),
+      bytesBefore: total(before),
+      bytesAfter: total(after),
+    });
+    expect(result.summary?.bytesFreed).toBeGreaterThan(4096);
+    expect(result.summary?.bytesFreed).toBeGreaterThan(total(before) - total(after));
+    expect(await headManifest(host.reg, 'app', 'during')).toBe(pushed?.digest);
+  });
+});
+
+describe('collect with a collector that exits 0 without collecting', () => {
+  let host: HostFixture | undefined;
+  afterEach(async () => {
+    await host?.close();
+    host = undefined;
+  });
+
+  async function setUp(registryVersion?: string) {
+    host = await startHostFixture({
+      docker: { noopGarbageCollect: true, ...(registryVersion ? { registryVersion } : {}) },
+    });
+    const gone = await pushImage(host.reg, 'app', 'gone', { layerSizes: [4096] });
+    await deleteManifest(host.reg, 'app', gone.digest);
+    return host;
+  }
+
+  it('fails on 2.x, where its mark summary is missing, naming its last line and the log', async () => {
+    const fixture = await setUp();
+    const before = await blobSizes(fixture.reg);
+
+    const result = await fixture.run({ RJ_ACTION: 'collect' });
+
+    expect(result.exitCode).toBe(1);
+    const log = result.summary?.log as string;
+    expect(dirnameOf(log)).toBe(fixture.logDir);
+    expect(result.summary).toMatchObject({
+      status: 'failed',
+      reason:
+        'the collector exited 0 without its mark summary (N blobs marked, M blobs and K manifests eligible for deletion): ' +
+        `Use "registry [command] --help" for more information about a command.; see the log ${log}`,
+      gcExitCode: 0,
+      blobsMarked: null,
+      bytesFreed: 0,
+      restarted: true,
+    });
+    expect(await blobSizes(fixture.reg)).toEqual(before);
+  });
+
+  it('is not failed for the missing summary alone on v3, which prints another format', async () => {
+    const fixture = await setUp(V3_VERSION_LINE);
+
+    const result = await fixture.run({ RJ_ACTION: 'collect' });
+
+    expect(result.exitCode).toBe(0);
+    expect(result.summary).toMatchObject({
+      status: 'done',
+      version: '3.0.0',
+      blobsMarked: null,
+      bytesFreed: 0,
+    });
+  });
+});

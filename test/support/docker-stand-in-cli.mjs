@@ -69,6 +69,8 @@ async function runInContainer(command, args, { cwd, env }) {
     if (args[0] === 'garbage-collect' && settings.failGarbageCollect) {
       fail('failed to garbage collect: the test asked this collection to fail');
     }
+    if (args[0] === 'garbage-collect' && settings.hookGarbageCollect) await control('gc-starting');
+    if (args[0] === 'garbage-collect' && settings.noopGarbageCollect) fileArgs = ['help'];
     if (args[0] === 'garbage-collect' && settings.holdGarbageCollect) {
       await control('gc-held');
       // Never collects: waits for the signal that the test sends.

@@ -21,6 +21,13 @@ export interface DockerStandInOptions {
   readonly registryVersion?: string;
   /** Every `garbage-collect` exits 1 without collecting. */
   readonly failGarbageCollect?: boolean;
+  /**
+   * Every `garbage-collect` prints the registry's usage and exits 0 without collecting, as a collector started
+   * with a wrong entrypoint, binary or config path may.
+   */
+  readonly noopGarbageCollect?: boolean;
+  /** Runs when a `garbage-collect` starts, before it collects: what happens on the registry meanwhile. */
+  readonly beforeGarbageCollect?: () => Promise<unknown>;
   /** Every `garbage-collect` waits, without collecting, until it is killed; see `garbageCollectHeld()`. */
   readonly holdGarbageCollect?: boolean;
   /** Every call but `docker --version` exits 1 with this on stderr, as when the daemon is down (DAEMON_DOWN). */
@@ -87,6 +94,9 @@ export async function installDockerStandIn(
     '/stop': () => reg.halt(),
     '/start': () => reg.resume(),
     '/gc-held': async () => announceHeld(),
+    '/gc-starting': async () => {
+      await opts.beforeGarbageCollect?.();
+    },
   };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = req.url ?? '/';
@@ -135,6 +145,8 @@ export async function installDockerStandIn(
       env: opts.containerEnv ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
       ...(opts.registryVersion !== undefined ? { registryVersion: opts.registryVersion } : {}),
       failGarbageCollect: opts.failGarbageCollect ?? false,
+      noopGarbageCollect: opts.noopGarbageCollect ?? false,
+      hookGarbageCollect: opts.beforeGarbageCollect !== undefined,
       holdGarbageCollect: opts.holdGarbageCollect ?? false,
       ...(opts.failEveryCall !== undefined ? { failEveryCall: opts.failEveryCall } : {}),
     }),
