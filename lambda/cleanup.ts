@@ -361,7 +361,11 @@ export async function runCleanup(
   let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [], unverified: [] };
   if (!deferred) {
     ports.progress?.update('verifying kept images');
-    verification = await verifyTags(ports.registry, keptTags(planned), request.concurrency);
+    verification = await verifyTags(
+      ports.registry,
+      await tagsAfterRun(ports.registry, planned, request.concurrency),
+      request.concurrency,
+    );
   }
 
   const problems = verificationProblems(verification);
@@ -400,7 +404,21 @@ export async function runCleanup(
   };
 }
 
-/** The tags the plan keeps in every repository it could scan: what verification checks. */
+/**
+ * What a run verifies at its end: every tag the scanned repositories hold now. Those are the kept tags, and
+ * any image pushed while the run deleted and collected, which an online collection can break; a kept tag
+ * someone else deleted meanwhile is not. When the tags cannot be listed, the kept tags of the plan.
+ */
+async function tagsAfterRun(registry: Registry, planned: Plan, concurrency: number): Promise<TagToVerify[]> {
+  const repositories = planned.repositories.filter((r) => r.error === undefined).map((r) => r.name);
+  try {
+    return await currentTags(registry, repositories, createLimit(concurrency));
+  } catch {
+    return keptTags(planned);
+  }
+}
+
+/** The tags the plan keeps in every repository it could scan. */
 export function keptTags(planned: Plan): TagToVerify[] {
   return planned.repositories
     .filter((repository) => repository.error === undefined)
