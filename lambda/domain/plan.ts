@@ -1,6 +1,7 @@
 import type { Inventory, Manifest, Repository } from './inventory.js';
 import type { Digest } from './names.js';
 import { describeRule, formatDuration, type Policy, type Rule, ruleFor } from './policy.js';
+import { byRecency, imageTimes, type Recency } from './recency.js';
 import { type Reclaim, reclaim } from './reclaim.js';
 
 export type Decision = 'keep' | 'delete';
@@ -113,6 +114,8 @@ const short = (digest: string) => digest.slice(0, 19);
 
 interface Clocked {
   time?: ImageTime;
+  /** The plausible build time, epoch ms: what ranks images pushed at the same moment. */
+  built?: number;
   warnings: string[];
 }
 
@@ -127,24 +130,18 @@ function plausible(ms: number, now: number): boolean {
  */
 function imageTime(manifest: Manifest, byDigest: Map<Digest, Manifest>, now: number): Clocked {
   const warnings: string[] = [];
-  const childTimes = (pick: (m: Manifest) => string | undefined) =>
-    manifest.children
-      .map((child) => byDigest.get(child.digest))
-      .map((child) => (child ? pick(child) : undefined))
-      .filter((value): value is string => value !== undefined)
-      .sort()
-      .at(-1);
-  const pushed = manifest.pushedAt ?? (manifest.kind === 'index' ? childTimes((m) => m.pushedAt) : undefined);
-  const created = manifest.created ?? (manifest.kind === 'index' ? childTimes((m) => m.created) : undefined);
+  const { pushed, created } = imageTimes(manifest, byDigest);
+  const builtMs = created === undefined ? Number.NaN : Date.parse(created);
+  const built = plausible(builtMs, now) ? { built: builtMs } : {};
   for (const [source, at] of [
     ['pushed', pushed],
     ['created', created],
   ] as const) {
     if (at === undefined) continue;
-    if (plausible(Date.parse(at), now)) return { time: { at, source }, warnings };
+    if (plausible(Date.parse(at), now)) return { time: { at, source }, ...built, warnings };
     warnings.push(`implausible ${source === 'pushed' ? 'push' : 'build'} time ${at}`);
   }
-  return { warnings };
+  return { ...built, warnings };
 }
 
 interface Node {
@@ -220,14 +217,37 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
   // Images: rank distinct digests by time, newest first; unknown times are never deleted.
   const images = [...nodes.values()].filter((node) => node.role === 'image');
   for (const node of images) node.clock = imageTime(node.manifest, byDigest, now);
+  const recency = (node: Node): Recency => ({
+    digest: node.manifest.digest,
+    at: Date.parse(node.clock?.time?.at ?? ''),
+    ...(node.clock?.built !== undefined ? { built: node.clock.built } : {}),
+  });
   const ranked = images
     .filter((node) => node.clock?.time !== undefined)
-    .sort(
-      (a, b) =>
-        Date.parse(b.clock?.time?.at ?? '') - Date.parse(a.clock?.time?.at ?? '') ||
-        a.manifest.digest.localeCompare(b.manifest.digest),
-    );
+    .sort((a, b) => byRecency(recency(a), recency(b)));
   const rank = new Map(ranked.map((node, index) => [node.manifest.digest, index]));
+  const label = (node: Node) =>
+    node.tags.find((tag) => referrerTagSubject(tag) === undefined) ?? short(node.manifest.digest);
+  // How a tie at keep-last's cut was broken: against the first image past the cut, or the last one before it.
+  const tieAtCut = (node: Node, position: number): string | undefined => {
+    if (rule.keepLast === undefined || rule.keepLast === 0) return undefined;
+    const other = ranked[position < rule.keepLast ? rule.keepLast : rule.keepLast - 1];
+    if (!other || other === node || recency(other).at !== recency(node).at) return undefined;
+    const same =
+      node.clock?.time?.source === 'created' ? 'built at the same time as' : 'pushed in the same second as';
+    const mine = node.clock?.built;
+    const theirs = other.clock?.built;
+    const newer = byRecency(recency(node), recency(other)) < 0;
+    const by =
+      mine === theirs
+        ? 'ranked by digest'
+        : mine === undefined
+          ? 'no build time'
+          : theirs === undefined
+            ? 'which has no build time'
+            : `${newer ? 'newer' : 'older'} by build time`;
+    return `${same} ${label(other)}, ${by}`;
+  };
   const keepTagPatterns = rule.keepTags.map((source) => ({ source, regex: new RegExp(source) }));
 
   for (const node of images) {
@@ -238,7 +258,8 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     const imageReason = (): string | undefined => {
       if (rule.protect) return `repository protected by ${rule.source}`;
       if (position !== undefined && rule.keepLast !== undefined && position < rule.keepLast) {
-        return `among ${rule.keepLast} most recent (#${position + 1})`;
+        const tie = tieAtCut(node, position);
+        return `among ${rule.keepLast} most recent (#${position + 1}${tie ? `; ${tie}` : ''})`;
       }
       if (age !== undefined && rule.keepDays !== undefined && age < rule.keepDays * DAY_MS) {
         return `${ageText}, within ${rule.keepDays}d`;
@@ -262,9 +283,12 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
         }
       }
     } else {
+      const tie = position !== undefined ? tieAtCut(node, position) : undefined;
       const staleWhy = [
         ageText,
-        rule.keepLast !== undefined ? `not among ${rule.keepLast} most recent` : undefined,
+        rule.keepLast !== undefined
+          ? `not among ${rule.keepLast} most recent${tie ? ` (${tie})` : ''}`
+          : undefined,
       ].filter(Boolean);
       for (const tag of node.tags) {
         if (referrerTagSubject(tag) !== undefined) continue;
@@ -297,8 +321,6 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     if (node.subject === undefined) continue;
     referrersOf.set(node.subject, [...(referrersOf.get(node.subject) ?? []), node]);
   }
-  const label = (node: Node) =>
-    node.tags.find((tag) => referrerTagSubject(tag) === undefined) ?? short(node.manifest.digest);
   const queue = [...nodes.values()].filter((node) => node.decision === 'keep');
   for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
     for (const child of next.manifest.children) {

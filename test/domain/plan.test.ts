@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Manifest } from '../../lambda/domain/inventory.js';
 import { type Plan, plan, type RepositoryPlan } from '../../lambda/domain/plan.js';
 import { buildPolicy, type RuleInput } from '../../lambda/domain/policy.js';
 import { daysAgo, digestOf, hoursAgo, image, index, inventory, NOW, repository, tag } from './builders.js';
@@ -160,6 +161,92 @@ describe('plan: retention of tagged images', () => {
     ).toEqual([
       ['web/a', 'rules[0]: keep last 1, untagged grace 1d', 1],
       ['api/b', 'rules[1]: keep last 3, untagged grace 1d', 3],
+    ]);
+  });
+});
+
+describe('plan: images pushed in the same second', () => {
+  const sameSecond = '2026-05-27T08:30:00.000Z';
+
+  it('ranks them by build time, and the reasons at the cut say so', () => {
+    // Prepare: a CI job pushed four tags in one second; their builds are days apart
+    const built = { a: 20, b: 10, c: 30, d: 15 };
+    const images = Object.entries(built).map(([name, days]) =>
+      image(name, { pushedAt: sameSecond, created: daysAgo(days) }),
+    );
+    const repo = repository(
+      'web/app',
+      images.map((m, n) => tag(Object.keys(built)[n] ?? '', m)),
+      images,
+    );
+
+    // Act
+    const result = only(plan(inventory(repo), policy({ keepLast: 2 }), NOW));
+
+    // Assess: b and d are the newest builds
+    expect(result.tags.map((t) => [t.tag, t.decision, t.reason])).toEqual([
+      [
+        'a',
+        'delete',
+        'stale: pushed 5d ago, not among 2 most recent (pushed in the same second as d, older by build time)',
+      ],
+      ['b', 'keep', 'among 2 most recent (#1; pushed in the same second as a, newer by build time)'],
+      [
+        'c',
+        'delete',
+        'stale: pushed 5d ago, not among 2 most recent (pushed in the same second as d, older by build time)',
+      ],
+      ['d', 'keep', 'among 2 most recent (#2; pushed in the same second as a, newer by build time)'],
+    ]);
+  });
+
+  it('ranks them by digest when their build times are equal or unknown, and names a missing build time', () => {
+    const [first, second] = ['x', 'y']
+      .map((name) => image(name, { pushedAt: sameSecond, created: daysAgo(9) }))
+      .sort((m, n) => (m.digest < n.digest ? -1 : 1)) as [Manifest, Manifest];
+    const unknown = image('unknown', { pushedAt: daysAgo(1) });
+    const known = image('known', { pushedAt: daysAgo(1), created: daysAgo(3) });
+    const repo = (named: Record<string, Manifest>) =>
+      repository(
+        'app',
+        Object.entries(named).map(([name, m]) => tag(name, m)),
+        Object.values(named),
+      );
+
+    const byDigest = only(plan(inventory(repo({ second, first })), policy({ keepLast: 1 }), NOW));
+    const byPresence = only(plan(inventory(repo({ unknown, known })), policy({ keepLast: 1 }), NOW));
+
+    expect(tagDecision(byDigest, 'first')).toMatchObject({
+      decision: 'keep',
+      reason: 'among 1 most recent (#1; pushed in the same second as second, ranked by digest)',
+    });
+    expect(tagDecision(byDigest, 'second')?.decision).toBe('delete');
+    expect(tagDecision(byPresence, 'known')).toMatchObject({
+      decision: 'keep',
+      reason: 'among 1 most recent (#1; pushed in the same second as unknown, which has no build time)',
+    });
+    expect(tagDecision(byPresence, 'unknown')).toMatchObject({
+      decision: 'delete',
+      reason:
+        'stale: pushed 1d ago, not among 1 most recent (pushed in the same second as known, no build time)',
+    });
+  });
+
+  it('says nothing of a tie that the cut does not split', () => {
+    const tied = ['p', 'q'].map((name) => image(name, { pushedAt: sameSecond, created: daysAgo(8) }));
+    const older = image('older', { pushedAt: daysAgo(20) });
+    const repo = repository(
+      'app',
+      [tag('p', tied[0] as never), tag('q', tied[1] as never), tag('older', older)],
+      [...tied, older],
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 2 }), NOW));
+
+    expect(result.tags.map((t) => t.reason)).toEqual([
+      expect.stringMatching(/^among 2 most recent \(#[12]\)$/),
+      expect.stringMatching(/^among 2 most recent \(#[12]\)$/),
+      'stale: pushed 20d ago, not among 2 most recent',
     ]);
   });
 });
