@@ -49,6 +49,8 @@ export interface CliConfig {
   readonly concurrency: number;
   readonly json: boolean;
   readonly yes: boolean;
+  /** --max-delete: a plan that deletes more manifests is not carried out at all. */
+  readonly maxDelete?: number;
   /** clean --plan FILE: the plan to apply instead of planning again. */
   readonly savedPlan?: Plan;
   /** Only the summary lines and problems. */
@@ -261,6 +263,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   }
 
   const concurrency = wholeNumber(v.concurrency, 'concurrency', problems, 1, 64) ?? DEFAULT_CONCURRENCY;
+  const maxDelete = wholeNumber(v['max-delete'], 'max-delete', problems);
   const timeoutText = v.timeout ?? DEFAULT_TIMEOUT;
   const timeoutMs = parseDuration(timeoutText);
   if (timeoutMs === undefined || timeoutMs === 0) {
@@ -307,6 +310,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     concurrency,
     json: v.json ?? false,
     yes: v.yes ?? false,
+    ...(maxDelete !== undefined ? { maxDelete } : {}),
     ...(savedPlan ? { savedPlan } : {}),
     quiet: v.quiet ?? false,
     verbose: v.verbose ?? false,

@@ -31,6 +31,7 @@ export const ENV = {
   metricsNamespace: 'METRICS_NAMESPACE',
   concurrency: 'CONCURRENCY',
   gcWaitSeconds: 'GC_WAIT_SECONDS',
+  maxDelete: 'MAX_DELETE',
 } as const;
 
 export interface FunctionConfig {
@@ -55,6 +56,8 @@ export interface FunctionConfig {
   readonly concurrency: number;
   /** How long one invocation waits for garbage collection before leaving it to the status-change event. */
   readonly gcWaitSeconds: number;
+  /** A run whose plan deletes more manifests deletes none. */
+  readonly maxDelete?: number;
 }
 
 export class ConfigurationError extends Error {
@@ -178,6 +181,8 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   };
   const concurrency = number(ENV.concurrency, 8, 1, 64);
   const gcWaitSeconds = number(ENV.gcWaitSeconds, 600, 10, 840);
+  const maxDelete =
+    get(ENV.maxDelete) === undefined ? undefined : number(ENV.maxDelete, 0, 0, Number.MAX_SAFE_INTEGER);
   const metricsNamespace = get(ENV.metricsNamespace) ?? 'RegistryJanitor';
 
   if (problems.length > 0 || !registryUrl || !instanceId || !policy) throw new ConfigurationError(problems);
@@ -199,5 +204,6 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
     ...(emergencyPolicy ? { emergencyPolicy } : {}),
     ...(topicArn ? { topicArn } : {}),
     ...(diskAlarmName ? { diskAlarmName } : {}),
+    ...(maxDelete !== undefined ? { maxDelete } : {}),
   };
 }

@@ -26,6 +26,8 @@ export interface Overrides {
   readonly keepDays?: number;
   readonly keepTags?: readonly string[];
   readonly untaggedGrace?: string;
+  /** Replaces the configured cap for this run. */
+  readonly maxDelete?: number;
 }
 
 export type FunctionEvent =
@@ -82,6 +84,10 @@ const OVERRIDE_FIELDS = {
   untaggedGrace: {
     schema: z.string().regex(DURATION),
     accepts: 'a duration such as 0, 90m, 2h or 7d',
+  },
+  maxDelete: {
+    schema: z.number().int().min(0),
+    accepts: 'a whole number ≥ 0: the most manifests this run may delete, e.g. 500',
   },
 } as const;
 

@@ -77,6 +77,12 @@ export interface DeleteCheck {
   readonly fix?: string;
 }
 
+/** The most manifests one run may delete, and the setting that says so (`--max-delete`, `maxDelete`). */
+export interface MaxDelete {
+  readonly limit: number;
+  readonly setting: string;
+}
+
 export interface Plan {
   readonly version: 1;
   readonly registry: string;
@@ -86,6 +92,8 @@ export interface Plan {
   readonly reclaim: Reclaim;
   /** Set when the plan deletes something: whether the registry will let it. */
   readonly deletes?: DeleteCheck;
+  /** Set when a run may delete only so many manifests: a plan that deletes more is not carried out at all. */
+  readonly maxDelete?: MaxDelete;
 }
 
 /** Statuses after which no delete can succeed, so clean must not start. */
@@ -96,6 +104,19 @@ export function deletesRefused(plan: Plan): string | undefined {
   const check = plan.deletes;
   if (!check || !REFUSING.has(check.status)) return undefined;
   return [check.problem ?? `deletes are ${check.status}`, check.fix].filter(Boolean).join('. ');
+}
+
+/** Why the plan must not be carried out: it deletes more manifests than its cap allows; else undefined. */
+export function overMaxDelete(plan: Plan): string | undefined {
+  const cap = plan.maxDelete;
+  const count = plan.totals.manifestsDeleted;
+  if (!cap || count <= cap.limit) return undefined;
+  return `the plan deletes ${count} manifests, more than ${cap.setting} ${cap.limit}: check the policy, or raise ${cap.setting}`;
+}
+
+/** Why clean would stop before deleting anything of this plan; undefined when nothing says it would. */
+export function cleanWouldStop(plan: Plan): string | undefined {
+  return overMaxDelete(plan) ?? deletesRefused(plan);
 }
 
 const EARLIEST_PLAUSIBLE = Date.UTC(2000, 0, 1);

@@ -49,9 +49,14 @@ describe('an event the function does not accept', () => {
     ['a number given as text', { keepLast: '5' }, 'keepLast: expected a whole number ≥ 0, e.g. 5, got "5"'],
     ['a negative count', { keepLast: -1 }, 'keepLast: expected a whole number ≥ 0, e.g. 5, got -1'],
     [
+      'a fractional cap on deletes',
+      { maxDelete: 2.5 },
+      'maxDelete: expected a whole number ≥ 0: the most manifests this run may delete, e.g. 500, got 2.5',
+    ],
+    [
       'a misspelt field',
       { dryrun: true },
-      'unknown field "dryrun": an on-demand run accepts dryRun, gc, repositories, excludeRepositories, keepLast, keepDays, keepTags, untaggedGrace',
+      'unknown field "dryrun": an on-demand run accepts dryRun, gc, repositories, excludeRepositories, keepLast, keepDays, keepTags, untaggedGrace, maxDelete',
     ],
     [
       'a glob where a list belongs',
