@@ -132,6 +132,7 @@ export function referrerTagSubject(tag: string): Digest | undefined {
 }
 
 const short = (digest: string) => digest.slice(0, 19);
+const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 interface Clocked {
   time?: ImageTime;
@@ -197,8 +198,10 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
   }
 
   const byDigest = new Map<Digest, Manifest>(repository.manifests.map((m) => [m.digest, m]));
+  // Manifests in digest order, tags in name order: which reason wins, and how deletions are grouped, must not
+  // depend on the order the inventory lists them in.
   const nodes = new Map<Digest, Node>();
-  for (const manifest of repository.manifests) {
+  for (const manifest of [...repository.manifests].sort((a, b) => byCodePoint(a.digest, b.digest))) {
     nodes.set(manifest.digest, {
       manifest,
       tags: [],
@@ -207,7 +210,7 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
       subject: manifest.subject,
     });
   }
-  for (const tag of repository.tags) {
+  for (const tag of [...repository.tags].sort((a, b) => byCodePoint(a.name, b.name))) {
     const node = nodes.get(tag.digest);
     if (!node) continue;
     node.tags.push(tag.name);
@@ -318,13 +321,14 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     }
   }
 
-  // Untagged manifests: kept within the grace period, or when their push time is unknown.
+  // Untagged manifests: kept within the grace period, or when their push time is unknown. A protected
+  // repository keeps every manifest, orphaned referrers too.
   for (const node of nodes.values()) {
-    if (node.tags.length > 0) continue;
     if (rule.protect) {
       kept(node, `repository protected by ${rule.source}`);
       continue;
     }
+    if (node.tags.length > 0) continue;
     const pushed = node.manifest.pushedAt;
     if (pushed === undefined) {
       if (node.role === 'untagged') kept(node, 'untagged, push time unknown');

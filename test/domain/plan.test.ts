@@ -128,16 +128,22 @@ describe('plan: retention of tagged images', () => {
     });
   });
 
-  it('keeps everything in a protected repository', () => {
+  it('keeps everything in a protected repository, a signature whose subject is gone too', () => {
     const old = image('old', { pushedAt: daysAgo(400) });
     const untagged = image('untagged', { pushedAt: daysAgo(400) });
-    const repo = repository('prod/db', [tag('v1', old)], [old, untagged]);
+    const orphan = image('signature', { pushedAt: daysAgo(400) });
+    const orphanTag = `sha256-${digestOf('gone').slice(7)}.sig`;
+    const repo = repository('prod/db', [tag('v1', old), tag(orphanTag, orphan)], [old, untagged, orphan]);
     const file = { rules: [{ repositories: ['prod/**'], protect: true }] };
 
     const result = only(plan(inventory(repo), policy({ keepLast: 0 }, file), NOW));
 
     expect(result.deletions).toEqual([]);
     expect(tagDecision(result, 'v1')?.reason).toBe('repository protected by rules[0]');
+    expect(tagDecision(result, orphanTag)).toMatchObject({
+      decision: 'keep',
+      reason: 'repository protected by rules[0]',
+    });
   });
 
   it('applies the first matching per-repository rule over the defaults', () => {
@@ -301,6 +307,24 @@ describe('plan: indexes, referrers and untagged manifests', () => {
 
     expect(manifestDecision(result, shared.digest)?.decision).toBe('keep');
     expect(new Set(deletedDigests(result))).toEqual(new Set([stale.digest, oldOnly.digest]));
+  });
+
+  it('gives the same reasons whatever order the inventory lists tags and manifests in', () => {
+    const shared = image('shared');
+    const first = index('first', [shared], { pushedAt: daysAgo(1) });
+    const second = index('second', [shared], { pushedAt: daysAgo(2) });
+    const tags = [tag('stable', first), tag('latest', first), tag('edge', second)];
+    const manifests = [first, second, shared];
+    const planned = (t: typeof tags, m: typeof manifests) =>
+      only(plan(inventory(repository('multi', t, m)), policy({ keepLast: 2 }), NOW));
+    const reasons = (result: RepositoryPlan) =>
+      Object.fromEntries(result.manifests.map((m) => [m.digest, m.reason]));
+
+    const forward = planned(tags, manifests);
+    const backward = planned([...tags].reverse(), [...manifests].reverse());
+
+    expect(reasons(backward)).toEqual(reasons(forward));
+    expect(manifestDecision(forward, first.digest)?.reason).toBe('tag latest: among 2 most recent (#1)');
   });
 
   it('ranks an index by its newest child when it has no time of its own', () => {
