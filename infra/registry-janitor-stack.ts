@@ -33,6 +33,7 @@ export const CONTEXT = {
   registryConfigPath: 'registryConfigPath',
   storageRoot: 'storageRoot',
   dryRun: 'dryRun',
+  maxDelete: 'maxDelete',
   logRetentionDays: 'logRetentionDays',
 } as const;
 
@@ -201,6 +202,7 @@ export class RegistryJanitorStack extends Stack {
       registryConfigPath: context.string(CONTEXT.registryConfigPath),
       storageRoot: context.string(CONTEXT.storageRoot),
       dryRun: context.boolean(CONTEXT.dryRun),
+      maxDelete: context.number(CONTEXT.maxDelete),
       logRetention: logRetentionDays as logs.RetentionDays | undefined,
     };
     if (context.problems.length > 0) throw new ContextError(context.problems);

@@ -125,6 +125,12 @@ export interface RegistryJanitorProps {
    */
   readonly dryRun?: boolean;
   /**
+   * The most manifests one run may delete: a run whose plan deletes more deletes none and fails, naming the
+   * count. An on-demand run may raise it with `{"maxDelete": N}`.
+   * @default - no cap
+   */
+  readonly maxDelete?: number;
+  /**
    * Repository globs to clean.
    * @default - every repository
    */
@@ -706,6 +712,7 @@ export class RegistryJanitor extends Construct {
       [ENV.policy]: asJson(props.policy),
       [ENV.emergencyPolicy]: asJson(props.emergencyPolicy),
       [ENV.dryRun]: String(props.dryRun ?? false),
+      [ENV.maxDelete]: props.maxDelete?.toString(),
       [ENV.repositories]: globs(props.repositories),
       [ENV.excludeRepositories]: globs(props.excludeRepositories),
       [ENV.topicArn]: this.topic.topicArn,

@@ -4,6 +4,8 @@ import {
   type DeleteCheck,
   type DeletionUnit,
   deletesRefused,
+  type MaxDelete,
+  overMaxDelete,
   type Plan,
   plan,
   revisionsPushedSince,
@@ -40,6 +42,8 @@ export interface PlanRequest {
   readonly exclude: readonly string[];
   readonly policy: Policy;
   readonly concurrency: number;
+  /** The most manifests the run may delete; the plan records it. */
+  readonly maxDelete?: MaxDelete;
 }
 
 export interface PlannedRun {
@@ -64,7 +68,10 @@ export async function makePlan(ports: CleanupPorts, request: PlanRequest): Promi
     ...(ports.storage ? { storage: ports.storage } : {}),
     ...(ports.progress ? { progress: ports.progress } : {}),
   });
-  const decided = plan(inventory, request.policy, ports.clock.now());
+  const decided = {
+    ...plan(inventory, request.policy, ports.clock.now()),
+    ...(request.maxDelete ? { maxDelete: request.maxDelete } : {}),
+  };
   return {
     inventory,
     plan: await withDeleteCheck(ports.registry, decided),
@@ -117,11 +124,14 @@ export interface DeletionReport {
   readonly skipped: readonly SkippedUnit[];
   readonly failed: readonly FailedDeletion[];
   /**
-   * Set when the registry refused deletes outright, or the plan's check said it would; nothing after that was
-   * attempted.
+   * Set when the plan deletes more than its cap allows (nothing was attempted), or the registry refused deletes
+   * outright, or the plan's check said it would (nothing after that was attempted).
    */
   readonly stoppedBy?: { readonly code: string; readonly message: string };
 }
+
+/** The code of a plan not carried out because it deletes more manifests than its cap allows. */
+export const MAX_DELETE_CODE = 'RJ_MAX_DELETE';
 
 const errorCode = (error: unknown) =>
   typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
@@ -151,6 +161,10 @@ export async function applyPlan(
   planned: Plan,
   concurrency: number,
 ): Promise<DeletionReport> {
+  const tooMany = overMaxDelete(planned);
+  if (tooMany) {
+    return { deleted: [], skipped: [], failed: [], stoppedBy: { code: MAX_DELETE_CODE, message: tooMany } };
+  }
   const refused = deletesRefused(planned);
   const refusal = planned.deletes && REFUSAL_CODES[planned.deletes.status];
   if (refused && refusal) {
@@ -276,7 +290,9 @@ export interface RunReport {
   readonly outcome: 'succeeded' | 'failed';
   /** Why the run failed, the most serious first; empty on success. */
   readonly problems: readonly string[];
-  readonly plan: Pick<Plan, 'totals' | 'reclaim'> & { readonly failedRepositories: readonly string[] };
+  readonly plan: Pick<Plan, 'totals' | 'reclaim' | 'maxDelete'> & {
+    readonly failedRepositories: readonly string[];
+  };
   readonly deletions: DeletionReport;
   readonly garbageCollection: GarbageCollection;
   readonly reclaimed: {
@@ -330,6 +346,11 @@ export async function runCleanup(
   let garbageCollection: GarbageCollection;
   if (!request.garbageCollection) garbageCollection = { ran: false, reason: 'not requested' };
   else if (!ports.host) garbageCollection = { ran: false, reason: 'no host runner configured' };
+  else if (deletions.stoppedBy?.code === MAX_DELETE_CODE)
+    garbageCollection = {
+      ran: false,
+      reason: 'nothing was deleted: the plan deletes more than its cap allows',
+    };
   else if (deletions.stoppedBy) garbageCollection = { ran: false, reason: 'deletes were refused' };
   else if (removed === 0 && !request.collectAlways && !(planned.reclaim.unreferencedBytes ?? 0)) {
     garbageCollection = {
@@ -388,7 +409,12 @@ export async function runCleanup(
     durationSeconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
     outcome: problems.length === 0 ? 'succeeded' : 'failed',
     problems,
-    plan: { totals: planned.totals, reclaim: planned.reclaim, failedRepositories },
+    plan: {
+      totals: planned.totals,
+      reclaim: planned.reclaim,
+      ...(planned.maxDelete ? { maxDelete: planned.maxDelete } : {}),
+      failedRepositories,
+    },
     deletions,
     garbageCollection,
     reclaimed: {

@@ -7,7 +7,7 @@ import { type CleanupPorts, makePlan, runCleanup, withDeleteCheck } from './clea
 import { COMMANDS, type Command, commandHelp, generalHelp, unknownWord } from './command-line.js';
 import { type CliConfig, loadCliConfig, type ParsedArgs, parseArgv, UsageError } from './config.js';
 import { printable } from './domain/names.js';
-import { deletesRefused, type Plan } from './domain/plan.js';
+import { cleanWouldStop, type Plan } from './domain/plan.js';
 import { repositoryFilter, selectionWarnings } from './domain/selection.js';
 import { errorMessage } from './error-message.js';
 import { HostStorage } from './host/inventory.js';
@@ -169,14 +169,19 @@ async function loadPlan(
   config: CliConfig,
   ports: CleanupPorts,
 ): Promise<{ plan: Plan; warnings: readonly string[] }> {
-  if (config.savedPlan)
-    return { plan: await withDeleteCheck(ports.registry, config.savedPlan), warnings: [] };
+  const maxDelete =
+    config.maxDelete !== undefined ? { limit: config.maxDelete, setting: '--max-delete' } : undefined;
+  if (config.savedPlan) {
+    const saved = maxDelete ? { ...config.savedPlan, maxDelete } : config.savedPlan;
+    return { plan: await withDeleteCheck(ports.registry, saved), warnings: [] };
+  }
   const { plan, catalog } = await makePlan(ports, {
     registryUrl: config.registryUrl,
     include: config.include,
     exclude: config.exclude,
     policy: config.policy,
     concurrency: config.concurrency,
+    ...(maxDelete ? { maxDelete } : {}),
   });
   return { plan, warnings: selectionWarnings(config.include, config.exclude, catalog) };
 }
@@ -226,7 +231,7 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
 
   const units = plan.repositories.reduce((sum, r) => sum + r.deletions.length, 0);
   if (config.command === 'clean') {
-    const refused = deletesRefused(plan);
+    const refused = cleanWouldStop(plan);
     showPlan({ deletes: false });
     if (refused) {
       if (config.json) io.stdout.write(`${JSON.stringify({ plan }, null, 2)}\n`);

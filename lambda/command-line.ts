@@ -318,6 +318,14 @@ export const OPTIONS = {
     commands: ['clean'],
     help: 'show what clean would do and change nothing (the same as plan)',
   },
+  'max-delete': {
+    type: 'string',
+    value: 'N',
+    group: 'Run',
+    commands: SCANNING,
+    help: 'delete nothing when the plan deletes more than N manifests (exit 1)',
+    doc: 'A safety net for automated runs: when the plan deletes more than N manifests, `clean` deletes nothing and exits 1; `plan` shows the cap and warns. A plan saved with `--max-delete` keeps it; `clean --plan` may set another.',
+  },
   yes: {
     type: 'boolean',
     short: 'y',

@@ -59,6 +59,8 @@ export interface CliConfig {
   readonly concurrency: number;
   readonly json: boolean;
   readonly yes: boolean;
+  /** --max-delete: a plan that deletes more manifests is not carried out at all. */
+  readonly maxDelete?: number;
   /** clean --plan FILE: the plan to apply instead of planning again. */
   readonly savedPlan?: Plan;
   /** Only the summary lines and problems. */
@@ -287,6 +289,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   }
 
   const concurrency = readFlag('concurrency', v.concurrency, CONCURRENCY, problems) ?? DEFAULT_CONCURRENCY;
+  const maxDelete = readFlag('max-delete', v['max-delete'], wholeNumber(), problems);
   const timeoutMs = readFlag('timeout', v.timeout ?? DEFAULT_TIMEOUT, TIMEOUT, problems);
 
   let ca: string | undefined;
@@ -329,6 +332,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     concurrency,
     json: v.json ?? false,
     yes: v.yes ?? false,
+    ...(maxDelete !== undefined ? { maxDelete } : {}),
     ...(savedPlan ? { savedPlan } : {}),
     quiet: v.quiet ?? false,
     verbose: v.verbose ?? false,

@@ -12,7 +12,7 @@ import {
   runCleanup,
 } from './cleanup.js';
 import { isRepositoryName, isTagName } from './domain/names.js';
-import { deletesRefused, type Plan, type PlanTotals } from './domain/plan.js';
+import { cleanWouldStop, type Plan, type PlanTotals } from './domain/plan.js';
 import { buildPolicy, type Policy, type RuleInput } from './domain/policy.js';
 import type { Reclaim } from './domain/reclaim.js';
 import { repositoryFilter } from './domain/selection.js';
@@ -73,6 +73,7 @@ export type FunctionOutcome = 'succeeded' | 'failed' | 'pending' | 'nothing to d
 /** What a dry run would do. */
 export interface PlanPreview {
   readonly totals: PlanTotals;
+  readonly maxDelete?: number;
   readonly reclaim: Reclaim;
   readonly failedRepositories: readonly string[];
   readonly deletions: readonly {
@@ -181,14 +182,17 @@ async function dispatch(ports: FunctionPorts, request: FunctionRequest, base: Dr
     exclude: config.excludeRepositories,
     dryRun: config.dryRun,
     gc: true,
+    ...(config.maxDelete !== undefined ? { maxDelete: config.maxDelete } : {}),
   };
   switch (event.kind) {
     case 'schedule':
       return cycle(ports, request, base, { ...configured, policy: config.policy, policyName: 'configured' });
     case 'manual': {
-      const { dryRun, gc, repositories, excludeRepositories, ...rule } = event.overrides;
+      const { dryRun, gc, repositories, excludeRepositories, maxDelete, ...rule } = event.overrides;
       const overridden = Object.keys(rule).length > 0;
+      const cap = maxDelete ?? config.maxDelete;
       return cycle(ports, request, base, {
+        ...(cap !== undefined ? { maxDelete: cap } : {}),
         include: repositories ?? config.repositories,
         exclude: excludeRepositories ?? config.excludeRepositories,
         dryRun: dryRun ?? config.dryRun,
@@ -226,6 +230,7 @@ interface CycleOptions {
   readonly gc: boolean;
   readonly include: readonly string[];
   readonly exclude: readonly string[];
+  readonly maxDelete?: number;
 }
 
 async function cycle(
@@ -273,9 +278,12 @@ async function cycle(
     exclude: options.exclude,
     policy: options.policy,
     concurrency: config.concurrency,
+    ...(options.maxDelete !== undefined
+      ? { maxDelete: { limit: options.maxDelete, setting: 'maxDelete' } }
+      : {}),
   });
   if (options.dryRun) {
-    const refused = deletesRefused(plan);
+    const refused = cleanWouldStop(plan);
     if (refused) notes.push(`a run that deletes would stop before deleting anything: ${refused}`);
     const preview = planPreview(plan);
     if (preview.failedRepositories.length > 0) {
@@ -528,6 +536,7 @@ async function onCommandStatus(
 function planPreview(plan: Plan): PlanPreview {
   return {
     totals: plan.totals,
+    ...(plan.maxDelete ? { maxDelete: plan.maxDelete.limit } : {}),
     reclaim: plan.reclaim,
     failedRepositories: plan.repositories.filter((r) => r.error !== undefined).map((r) => r.name),
     deletions: plan.repositories

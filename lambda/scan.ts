@@ -1,6 +1,7 @@
 import type { Inventory, Manifest, Repository, Tag } from './domain/inventory.js';
 import { IMAGE_CONFIG_TYPES, parseConfigCreated, parseManifest } from './domain/manifest.js';
 import type { Digest } from './domain/names.js';
+import { buildTimesNeeded } from './domain/recency.js';
 import { repositoryFilter } from './domain/selection.js';
 import {
   compareCatalogs,
@@ -204,6 +205,22 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
     );
     await Promise.all((stored?.revisions ?? []).map((revision) => load(revision.digest)));
     await Promise.all(pending.values());
+    // Images pushed at the same moment are ranked by build time: the configs of those, and only those.
+    await Promise.all(
+      buildTimesNeeded(tags, [...manifests.values()]).map(async (digest) => {
+        const manifest = manifests.get(digest);
+        const config = manifest?.config;
+        if (
+          !manifest ||
+          manifest.created !== undefined ||
+          !config ||
+          !IMAGE_CONFIG_TYPES.has(config.mediaType)
+        )
+          return;
+        const created = await configCreated(name, config.digest, context);
+        if (created !== undefined) manifests.set(digest, { ...manifest, created });
+      }),
+    );
     tags.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
     return {
       name,

@@ -32,6 +32,7 @@ export const ENV = {
   metricsNamespace: 'METRICS_NAMESPACE',
   concurrency: 'CONCURRENCY',
   gcWaitSeconds: 'GC_WAIT_SECONDS',
+  maxDelete: 'MAX_DELETE',
 } as const;
 
 export interface FunctionConfig {
@@ -56,6 +57,8 @@ export interface FunctionConfig {
   readonly concurrency: number;
   /** How long one invocation waits for garbage collection before leaving it to the status-change event. */
   readonly gcWaitSeconds: number;
+  /** A run whose plan deletes more manifests deletes none. */
+  readonly maxDelete?: number;
 }
 
 export class ConfigurationError extends Error {
@@ -184,6 +187,7 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   };
   const concurrency = number(ENV.concurrency, 8, CONCURRENCY);
   const gcWaitSeconds = number(ENV.gcWaitSeconds, 600, GC_WAIT_SECONDS);
+  const maxDelete = get(ENV.maxDelete) === undefined ? undefined : number(ENV.maxDelete, 0, wholeNumber());
   const metricsNamespace = get(ENV.metricsNamespace) ?? 'RegistryJanitor';
 
   if (problems.length > 0 || !registryUrl || !instanceId || !policy) throw new ConfigurationError(problems);
@@ -205,5 +209,6 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
     ...(emergencyPolicy ? { emergencyPolicy } : {}),
     ...(topicArn ? { topicArn } : {}),
     ...(diskAlarmName ? { diskAlarmName } : {}),
+    ...(maxDelete !== undefined ? { maxDelete } : {}),
   };
 }

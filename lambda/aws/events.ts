@@ -34,6 +34,8 @@ export interface Overrides {
   readonly keepDays?: number | string;
   readonly keepTags?: readonly string[];
   readonly untaggedGrace?: number | string;
+  /** Replaces the configured cap for this run. */
+  readonly maxDelete?: number;
 }
 
 export type FunctionEvent =
@@ -84,6 +86,10 @@ const OVERRIDE_FIELDS = {
     accepts: 'an array of RE2 regular expressions, e.g. ["^v1"]',
   },
   untaggedGrace: { schema: untaggedGraceField, accepts: UNTAGGED_GRACE.expected },
+  maxDelete: {
+    schema: z.number().int().min(0),
+    accepts: 'a whole number ≥ 0: the most manifests this run may delete, e.g. 500',
+  },
 } as const;
 
 const overridesSchema = z.strictObject(

@@ -50,7 +50,8 @@ export function notificationBody(report: FunctionReport): string {
   }
   if (report.plan) {
     lines.push(
-      `Would delete: ${report.plan.totals.manifestsDeleted} manifests, ${report.plan.totals.tagsDeleted} tags`,
+      `Would delete: ${report.plan.totals.manifestsDeleted} manifests, ${report.plan.totals.tagsDeleted} tags` +
+        (report.plan.maxDelete !== undefined ? ` (maxDelete ${report.plan.maxDelete})` : ''),
     );
   }
   const estimate =

@@ -2,6 +2,7 @@ import type { Inventory, Manifest, Repository } from './inventory.js';
 import type { Digest } from './names.js';
 import { describeRule, type Policy, type Rule, ruleFor } from './policy.js';
 import { DAY_MS, formatDuration } from './quantity.js';
+import { byRecency, imageTimes, type Recency } from './recency.js';
 import { type Reclaim, reclaim } from './reclaim.js';
 
 export type Decision = 'keep' | 'delete';
@@ -77,6 +78,12 @@ export interface DeleteCheck {
   readonly fix?: string;
 }
 
+/** The most manifests one run may delete, and the setting that says so (`--max-delete`, `maxDelete`). */
+export interface MaxDelete {
+  readonly limit: number;
+  readonly setting: string;
+}
+
 export interface Plan {
   readonly version: 1;
   readonly registry: string;
@@ -86,6 +93,8 @@ export interface Plan {
   readonly reclaim: Reclaim;
   /** Set when the plan deletes something: whether the registry will let it. */
   readonly deletes?: DeleteCheck;
+  /** Set when a run may delete only so many manifests: a plan that deletes more is not carried out at all. */
+  readonly maxDelete?: MaxDelete;
 }
 
 /** Statuses after which no delete can succeed, so clean must not start. */
@@ -120,6 +129,19 @@ export function revisionsPushedSince(
   return pushed;
 }
 
+/** Why the plan must not be carried out: it deletes more manifests than its cap allows; else undefined. */
+export function overMaxDelete(plan: Plan): string | undefined {
+  const cap = plan.maxDelete;
+  const count = plan.totals.manifestsDeleted;
+  if (!cap || count <= cap.limit) return undefined;
+  return `the plan deletes ${count} manifests, more than ${cap.setting} ${cap.limit}: check the policy, or raise ${cap.setting}`;
+}
+
+/** Why clean would stop before deleting anything of this plan; undefined when nothing says it would. */
+export function cleanWouldStop(plan: Plan): string | undefined {
+  return overMaxDelete(plan) ?? deletesRefused(plan);
+}
+
 const EARLIEST_PLAUSIBLE = Date.UTC(2000, 0, 1);
 const FUTURE_TOLERANCE_MS = 60 * 60 * 1000;
 
@@ -132,9 +154,12 @@ export function referrerTagSubject(tag: string): Digest | undefined {
 }
 
 const short = (digest: string) => digest.slice(0, 19);
+const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 interface Clocked {
   time?: ImageTime;
+  /** The plausible build time, epoch ms: what ranks images pushed at the same moment. */
+  built?: number;
   warnings: string[];
 }
 
@@ -149,24 +174,18 @@ function plausible(ms: number, now: number): boolean {
  */
 function imageTime(manifest: Manifest, byDigest: Map<Digest, Manifest>, now: number): Clocked {
   const warnings: string[] = [];
-  const childTimes = (pick: (m: Manifest) => string | undefined) =>
-    manifest.children
-      .map((child) => byDigest.get(child.digest))
-      .map((child) => (child ? pick(child) : undefined))
-      .filter((value): value is string => value !== undefined)
-      .sort()
-      .at(-1);
-  const pushed = manifest.pushedAt ?? (manifest.kind === 'index' ? childTimes((m) => m.pushedAt) : undefined);
-  const created = manifest.created ?? (manifest.kind === 'index' ? childTimes((m) => m.created) : undefined);
+  const { pushed, created } = imageTimes(manifest, byDigest);
+  const builtMs = created === undefined ? Number.NaN : Date.parse(created);
+  const built = plausible(builtMs, now) ? { built: builtMs } : {};
   for (const [source, at] of [
     ['pushed', pushed],
     ['created', created],
   ] as const) {
     if (at === undefined) continue;
-    if (plausible(Date.parse(at), now)) return { time: { at, source }, warnings };
+    if (plausible(Date.parse(at), now)) return { time: { at, source }, ...built, warnings };
     warnings.push(`implausible ${source === 'pushed' ? 'push' : 'build'} time ${at}`);
   }
-  return { warnings };
+  return { ...built, warnings };
 }
 
 interface Node {
@@ -201,8 +220,10 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
   }
 
   const byDigest = new Map<Digest, Manifest>(repository.manifests.map((m) => [m.digest, m]));
+  // Manifests in digest order, tags in name order: which reason wins, and how deletions are grouped, must not
+  // depend on the order the inventory lists them in.
   const nodes = new Map<Digest, Node>();
-  for (const manifest of repository.manifests) {
+  for (const manifest of [...repository.manifests].sort((a, b) => byCodePoint(a.digest, b.digest))) {
     nodes.set(manifest.digest, {
       manifest,
       tags: [],
@@ -211,7 +232,7 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
       subject: manifest.subject,
     });
   }
-  for (const tag of repository.tags) {
+  for (const tag of [...repository.tags].sort((a, b) => byCodePoint(a.name, b.name))) {
     const node = nodes.get(tag.digest);
     if (!node) continue;
     node.tags.push(tag.name);
@@ -242,14 +263,37 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
   // Images: rank distinct digests by time, newest first; unknown times are never deleted.
   const images = [...nodes.values()].filter((node) => node.role === 'image');
   for (const node of images) node.clock = imageTime(node.manifest, byDigest, now);
+  const recency = (node: Node): Recency => ({
+    digest: node.manifest.digest,
+    at: Date.parse(node.clock?.time?.at ?? ''),
+    ...(node.clock?.built !== undefined ? { built: node.clock.built } : {}),
+  });
   const ranked = images
     .filter((node) => node.clock?.time !== undefined)
-    .sort(
-      (a, b) =>
-        Date.parse(b.clock?.time?.at ?? '') - Date.parse(a.clock?.time?.at ?? '') ||
-        a.manifest.digest.localeCompare(b.manifest.digest),
-    );
+    .sort((a, b) => byRecency(recency(a), recency(b)));
   const rank = new Map(ranked.map((node, index) => [node.manifest.digest, index]));
+  const label = (node: Node) =>
+    node.tags.find((tag) => referrerTagSubject(tag) === undefined) ?? short(node.manifest.digest);
+  // How a tie at keep-last's cut was broken: against the first image past the cut, or the last one before it.
+  const tieAtCut = (node: Node, position: number): string | undefined => {
+    if (rule.keepLast === undefined || rule.keepLast === 0) return undefined;
+    const other = ranked[position < rule.keepLast ? rule.keepLast : rule.keepLast - 1];
+    if (!other || other === node || recency(other).at !== recency(node).at) return undefined;
+    const same =
+      node.clock?.time?.source === 'created' ? 'built at the same time as' : 'pushed in the same second as';
+    const mine = node.clock?.built;
+    const theirs = other.clock?.built;
+    const newer = byRecency(recency(node), recency(other)) < 0;
+    const by =
+      mine === theirs
+        ? 'ranked by digest'
+        : mine === undefined
+          ? 'no build time'
+          : theirs === undefined
+            ? 'which has no build time'
+            : `${newer ? 'newer' : 'older'} by build time`;
+    return `${same} ${label(other)}, ${by}`;
+  };
 
   for (const node of images) {
     const time = node.clock?.time;
@@ -259,7 +303,8 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     const imageReason = (): string | undefined => {
       if (rule.protect) return `repository protected by ${rule.source}`;
       if (position !== undefined && rule.keepLast !== undefined && position < rule.keepLast) {
-        return `among ${rule.keepLast} most recent (#${position + 1})`;
+        const tie = tieAtCut(node, position);
+        return `among ${rule.keepLast} most recent (#${position + 1}${tie ? `; ${tie}` : ''})`;
       }
       if (age !== undefined && rule.keepDays !== undefined && age < rule.keepDays * DAY_MS) {
         return `${ageText}, within ${rule.keepDays}d`;
@@ -283,9 +328,12 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
         }
       }
     } else {
+      const tie = position !== undefined ? tieAtCut(node, position) : undefined;
       const staleWhy = [
         ageText,
-        rule.keepLast !== undefined ? `not among ${rule.keepLast} most recent` : undefined,
+        rule.keepLast !== undefined
+          ? `not among ${rule.keepLast} most recent${tie ? ` (${tie})` : ''}`
+          : undefined,
       ].filter(Boolean);
       for (const tag of node.tags) {
         if (referrerTagSubject(tag) !== undefined) continue;
@@ -294,13 +342,14 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     }
   }
 
-  // Untagged manifests: kept within the grace period, or when their push time is unknown.
+  // Untagged manifests: kept within the grace period, or when their push time is unknown. A protected
+  // repository keeps every manifest, orphaned referrers too.
   for (const node of nodes.values()) {
-    if (node.tags.length > 0) continue;
     if (rule.protect) {
       kept(node, `repository protected by ${rule.source}`);
       continue;
     }
+    if (node.tags.length > 0) continue;
     const pushed = node.manifest.pushedAt;
     if (pushed === undefined) {
       if (node.role === 'untagged') kept(node, 'untagged, push time unknown');
@@ -318,8 +367,6 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     if (node.subject === undefined) continue;
     referrersOf.set(node.subject, [...(referrersOf.get(node.subject) ?? []), node]);
   }
-  const label = (node: Node) =>
-    node.tags.find((tag) => referrerTagSubject(tag) === undefined) ?? short(node.manifest.digest);
   const queue = [...nodes.values()].filter((node) => node.decision === 'keep');
   for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
     for (const child of next.manifest.children) {

@@ -56,6 +56,9 @@ const savedPlanSchema = z.object({
       fix: z.string().optional(),
     })
     .optional(),
+  maxDelete: z
+    .object({ limit: z.number().int().min(0), setting: z.string().regex(/^[-A-Za-z]{1,32}$/) })
+    .optional(),
 });
 
 export class SavedPlanError extends Error {

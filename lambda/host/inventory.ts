@@ -9,16 +9,20 @@ import type {
   StoredTag,
 } from '../ports.js';
 
-const EPOCH_SECONDS = /^[0-9]{1,12}$/;
+/** Epoch seconds, with the fraction of a second the host's `stat` gave, if any. */
+const EPOCH_SECONDS = /^([0-9]{1,12})(?:\.([0-9]{1,9}))?$/;
 
 interface Building {
   readonly revisions: StoredRevision[];
   readonly tags: StoredTag[];
 }
 
+/** To the millisecond, truncated, as FilesystemStorage reads an mtime. */
 function pushedAt(epochSeconds: string | undefined): string | undefined {
-  if (epochSeconds === undefined || !EPOCH_SECONDS.test(epochSeconds)) return undefined;
-  const date = new Date(Number(epochSeconds) * 1000);
+  const match = EPOCH_SECONDS.exec(epochSeconds ?? '');
+  if (!match) return undefined;
+  const milliseconds = Number((match[2] ?? '').padEnd(3, '0').slice(0, 3));
+  const date = new Date(Number(match[1]) * 1000 + milliseconds);
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
 }
 

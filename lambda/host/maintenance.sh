@@ -192,17 +192,19 @@ on_exit() {
 # --- inventory ------------------------------------------------------------------------------------------
 
 # Relative paths keep the output independent of where the storage is mounted. Both finds always run: a file
-# that vanished in the first must not cost the tags of the second.
+# that vanished in the first must not cost the tags of the second. `%y` carries the fraction of a second that
+# `%Y` drops, in BusyBox's stat as in GNU's ("2024-02-03 04:05:06.123456789 +0000"); `%.9Y` is GNU's only.
 # shellcheck disable=SC2016
 INVENTORY_FIND='[ -d "$1" ] || exit 0
 cd "$1" || exit 1
 rc=0
-find . \( -type d -name _manifests -o -type f -path "*/_manifests/revisions/sha256/*/link" -o -type f -path "*/_manifests/tags/*/current/link" \) -exec stat -c "%Y %n" {} + || rc=1
+find . \( -type d -name _manifests -o -type f -path "*/_manifests/revisions/sha256/*/link" -o -type f -path "*/_manifests/tags/*/current/link" \) -exec stat -c "%Y %y %n" {} + || rc=1
 find . -type f -path "*/_manifests/tags/*/current/link" -exec grep -H . {} + || rc=1
 exit "$rc"'
 
-# Turns the find output into "<repository> D|V|T ..." lines, checking every name against the registry's
-# grammar; anything else, and a tag without a readable digest, is counted as ignored.
+# Turns the find output into "<repository> D|V|T ..." lines, push times as epoch seconds with the fraction
+# where there is one, checking every name against the registry's grammar; anything else, and a tag without a
+# readable digest, is counted as ignored.
 # shellcheck disable=SC2016
 INVENTORY_PARSE='
 function valid_repository(r) {
@@ -213,9 +215,12 @@ function valid_tag(t) { return length(t) <= 128 && t ~ /^[a-zA-Z0-9_][a-zA-Z0-9.
 function ends_with(s, suffix) {
   return length(s) >= length(suffix) && substr(s, length(s) - length(suffix) + 1) == suffix
 }
-/^[0-9]+ \.\// {
-  mtime = substr($0, 1, index($0, " ") - 1)
-  path = substr($0, length(mtime) + 4)
+/^[0-9]+ / && index($0, " ./") > 0 {
+  i = index($0, " ./")
+  path = substr($0, i + 3)
+  mtime = $1
+  # Whole seconds, unless the stat gave a fraction of a second in %y.
+  if (match(substr($0, 1, i), /:[0-9][0-9]\.[0-9]+/)) mtime = mtime "." substr($0, RSTART + 4, RLENGTH - 4)
   if ((i = index(path, "/_manifests/revisions/sha256/")) > 0) {
     repository = substr(path, 1, i - 1)
     hex = substr(path, i + 29)

@@ -1,5 +1,5 @@
-import type { DeletionReport, GarbageCollection, RunReport } from '../cleanup.js';
-import { deletesRefused, type Plan, type RepositoryPlan } from '../domain/plan.js';
+import { type DeletionReport, type GarbageCollection, MAX_DELETE_CODE, type RunReport } from '../cleanup.js';
+import { cleanWouldStop, type Plan, type RepositoryPlan } from '../domain/plan.js';
 import type { Verification } from '../verify.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -162,8 +162,8 @@ export function renderPlan(plan: Plan, width = DEFAULT_WIDTH, output: PlanOutput
 
 /** Why clean would stop before deleting anything, as a warning; undefined when nothing says it would. */
 export function deletesWarning(plan: Plan): string | undefined {
-  const refused = deletesRefused(plan);
-  return refused ? `warning: clean would stop before deleting anything: ${refused}` : undefined;
+  const stop = cleanWouldStop(plan);
+  return stop ? `warning: clean would stop before deleting anything: ${stop}` : undefined;
 }
 
 export function planSummary(plan: Plan, output: PlanOutput = {}): string[] {
@@ -178,7 +178,8 @@ export function planSummary(plan: Plan, output: PlanOutput = {}): string[] {
   }
   lines.push(
     `${plural(t.repositories, 'repository', 'repositories')} scanned${t.repositoriesFailed ? `, ${t.repositoriesFailed} failed` : ''}; ` +
-      `tags: keep ${t.tagsKept}, delete ${t.tagsDeleted}; manifests: keep ${t.manifestsKept}, delete ${t.manifestsDeleted}`,
+      `tags: keep ${t.tagsKept}, delete ${t.tagsDeleted}; manifests: keep ${t.manifestsKept}, delete ${t.manifestsDeleted}` +
+      (plan.maxDelete ? ` (${plan.maxDelete.setting} ${plan.maxDelete.limit})` : ''),
     `Garbage collection will then free${bound} ${formatBytes(plan.reclaim.bytes)} (${plan.reclaim.bytes} bytes in ${plural(plan.reclaim.blobs, 'blob')})`,
   );
   for (const caveat of plan.reclaim.caveats) lines.push(`  upper bound: ${caveat}`);
@@ -196,7 +197,10 @@ export function renderDeletionReport(report: DeletionReport, opts: { collectHint
   const gone = report.deleted.length - deleted;
   const lines: string[] = [];
   // The refusal itself is the run's problem, told once with the others.
-  if (report.stoppedBy) lines.push('STOPPED: the registry refused deletes; nothing after that was attempted');
+  if (report.stoppedBy?.code === MAX_DELETE_CODE)
+    lines.push('STOPPED: the plan deletes more manifests than its cap allows; nothing was attempted');
+  else if (report.stoppedBy)
+    lines.push('STOPPED: the registry refused deletes; nothing after that was attempted');
   lines.push(
     `Deleted ${plural(deleted, 'manifest')}${gone ? ` (${gone} already gone)` : ''}, ` +
       `skipped ${report.skipped.length}, failed ${report.failed.length}`,

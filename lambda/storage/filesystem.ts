@@ -37,9 +37,10 @@ async function inBatches<T, R>(items: readonly T[], work: (item: T) => Promise<R
   return results;
 }
 
+/** To the millisecond, truncated from the nanoseconds, as the host inventory reads an mtime. */
 async function mtime(path: string): Promise<string | undefined> {
   try {
-    return (await stat(path)).mtime.toISOString();
+    return new Date(Number((await stat(path, { bigint: true })).mtimeNs / 1_000_000n)).toISOString();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;

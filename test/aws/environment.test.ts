@@ -39,6 +39,14 @@ describe('the function configuration', () => {
     ]);
   });
 
+  it('reads the cap on deletes, and names the variable of a bad one', () => {
+    expect(readFunctionConfig(valid).maxDelete).toBeUndefined();
+    expect(readFunctionConfig({ ...valid, [ENV.maxDelete]: '250' }).maxDelete).toBe(250);
+    expect(problemsOf({ ...valid, [ENV.maxDelete]: 'lots' })).toEqual([
+      'MAX_DELETE: expected a whole number ≥ 0, got "lots"',
+    ]);
+  });
+
   it('lists every problem at once, each with its variable', () => {
     expect(
       problemsOf({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Manifest } from '../../lambda/domain/inventory.js';
 import { type Plan, plan, type RepositoryPlan, revisionsPushedSince } from '../../lambda/domain/plan.js';
 import { buildPolicy, type RuleInput } from '../../lambda/domain/policy.js';
 import { daysAgo, digestOf, hoursAgo, image, index, inventory, NOW, repository, tag } from './builders.js';
@@ -147,16 +148,22 @@ describe('plan: retention of tagged images', () => {
     });
   });
 
-  it('keeps everything in a protected repository', () => {
+  it('keeps everything in a protected repository, a signature whose subject is gone too', () => {
     const old = image('old', { pushedAt: daysAgo(400) });
     const untagged = image('untagged', { pushedAt: daysAgo(400) });
-    const repo = repository('prod/db', [tag('v1', old)], [old, untagged]);
+    const orphan = image('signature', { pushedAt: daysAgo(400) });
+    const orphanTag = `sha256-${digestOf('gone').slice(7)}.sig`;
+    const repo = repository('prod/db', [tag('v1', old), tag(orphanTag, orphan)], [old, untagged, orphan]);
     const file = { rules: [{ repositories: ['prod/**'], protect: true }] };
 
     const result = only(plan(inventory(repo), policy({ keepLast: 0 }, file), NOW));
 
     expect(result.deletions).toEqual([]);
     expect(tagDecision(result, 'v1')?.reason).toBe('repository protected by rules[0]');
+    expect(tagDecision(result, orphanTag)).toMatchObject({
+      decision: 'keep',
+      reason: 'repository protected by rules[0]',
+    });
   });
 
   it('applies the first matching per-repository rule over the defaults', () => {
@@ -180,6 +187,92 @@ describe('plan: retention of tagged images', () => {
     ).toEqual([
       ['web/a', 'rules[0]: keep last 1, untagged grace 1d', 1],
       ['api/b', 'rules[1]: keep last 3, untagged grace 1d', 3],
+    ]);
+  });
+});
+
+describe('plan: images pushed in the same second', () => {
+  const sameSecond = '2026-05-27T08:30:00.000Z';
+
+  it('ranks them by build time, and the reasons at the cut say so', () => {
+    // Prepare: a CI job pushed four tags in one second; their builds are days apart
+    const built = { a: 20, b: 10, c: 30, d: 15 };
+    const images = Object.entries(built).map(([name, days]) =>
+      image(name, { pushedAt: sameSecond, created: daysAgo(days) }),
+    );
+    const repo = repository(
+      'web/app',
+      images.map((m, n) => tag(Object.keys(built)[n] ?? '', m)),
+      images,
+    );
+
+    // Act
+    const result = only(plan(inventory(repo), policy({ keepLast: 2 }), NOW));
+
+    // Assess: b and d are the newest builds
+    expect(result.tags.map((t) => [t.tag, t.decision, t.reason])).toEqual([
+      [
+        'a',
+        'delete',
+        'stale: pushed 5d ago, not among 2 most recent (pushed in the same second as d, older by build time)',
+      ],
+      ['b', 'keep', 'among 2 most recent (#1; pushed in the same second as a, newer by build time)'],
+      [
+        'c',
+        'delete',
+        'stale: pushed 5d ago, not among 2 most recent (pushed in the same second as d, older by build time)',
+      ],
+      ['d', 'keep', 'among 2 most recent (#2; pushed in the same second as a, newer by build time)'],
+    ]);
+  });
+
+  it('ranks them by digest when their build times are equal or unknown, and names a missing build time', () => {
+    const [first, second] = ['x', 'y']
+      .map((name) => image(name, { pushedAt: sameSecond, created: daysAgo(9) }))
+      .sort((m, n) => (m.digest < n.digest ? -1 : 1)) as [Manifest, Manifest];
+    const unknown = image('unknown', { pushedAt: daysAgo(1) });
+    const known = image('known', { pushedAt: daysAgo(1), created: daysAgo(3) });
+    const repo = (named: Record<string, Manifest>) =>
+      repository(
+        'app',
+        Object.entries(named).map(([name, m]) => tag(name, m)),
+        Object.values(named),
+      );
+
+    const byDigest = only(plan(inventory(repo({ second, first })), policy({ keepLast: 1 }), NOW));
+    const byPresence = only(plan(inventory(repo({ unknown, known })), policy({ keepLast: 1 }), NOW));
+
+    expect(tagDecision(byDigest, 'first')).toMatchObject({
+      decision: 'keep',
+      reason: 'among 1 most recent (#1; pushed in the same second as second, ranked by digest)',
+    });
+    expect(tagDecision(byDigest, 'second')?.decision).toBe('delete');
+    expect(tagDecision(byPresence, 'known')).toMatchObject({
+      decision: 'keep',
+      reason: 'among 1 most recent (#1; pushed in the same second as unknown, which has no build time)',
+    });
+    expect(tagDecision(byPresence, 'unknown')).toMatchObject({
+      decision: 'delete',
+      reason:
+        'stale: pushed 1d ago, not among 1 most recent (pushed in the same second as known, no build time)',
+    });
+  });
+
+  it('says nothing of a tie that the cut does not split', () => {
+    const tied = ['p', 'q'].map((name) => image(name, { pushedAt: sameSecond, created: daysAgo(8) }));
+    const older = image('older', { pushedAt: daysAgo(20) });
+    const repo = repository(
+      'app',
+      [tag('p', tied[0] as never), tag('q', tied[1] as never), tag('older', older)],
+      [...tied, older],
+    );
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 2 }), NOW));
+
+    expect(result.tags.map((t) => t.reason)).toEqual([
+      expect.stringMatching(/^among 2 most recent \(#[12]\)$/),
+      expect.stringMatching(/^among 2 most recent \(#[12]\)$/),
+      'stale: pushed 20d ago, not among 2 most recent',
     ]);
   });
 });
@@ -234,6 +327,24 @@ describe('plan: indexes, referrers and untagged manifests', () => {
 
     expect(manifestDecision(result, shared.digest)?.decision).toBe('keep');
     expect(new Set(deletedDigests(result))).toEqual(new Set([stale.digest, oldOnly.digest]));
+  });
+
+  it('gives the same reasons whatever order the inventory lists tags and manifests in', () => {
+    const shared = image('shared');
+    const first = index('first', [shared], { pushedAt: daysAgo(1) });
+    const second = index('second', [shared], { pushedAt: daysAgo(2) });
+    const tags = [tag('stable', first), tag('latest', first), tag('edge', second)];
+    const manifests = [first, second, shared];
+    const planned = (t: typeof tags, m: typeof manifests) =>
+      only(plan(inventory(repository('multi', t, m)), policy({ keepLast: 2 }), NOW));
+    const reasons = (result: RepositoryPlan) =>
+      Object.fromEntries(result.manifests.map((m) => [m.digest, m.reason]));
+
+    const forward = planned(tags, manifests);
+    const backward = planned([...tags].reverse(), [...manifests].reverse());
+
+    expect(reasons(backward)).toEqual(reasons(forward));
+    expect(manifestDecision(forward, first.digest)?.reason).toBe('tag latest: among 2 most recent (#1)');
   });
 
   it('ranks an index by its newest child when it has no time of its own', () => {

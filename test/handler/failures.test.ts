@@ -59,9 +59,14 @@ describe('an event the function does not accept', () => {
       'keepDays: expected a number of days or a duration such as 30, 36h or 2w, got "0x10"',
     ],
     [
+      'a fractional cap on deletes',
+      { maxDelete: 2.5 },
+      'maxDelete: expected a whole number ≥ 0: the most manifests this run may delete, e.g. 500, got 2.5',
+    ],
+    [
       'a misspelt field',
       { dryrun: true },
-      'unknown field "dryrun": an on-demand run accepts dryRun, gc, repositories, excludeRepositories, keepLast, keepDays, keepTags, untaggedGrace',
+      'unknown field "dryrun": an on-demand run accepts dryRun, gc, repositories, excludeRepositories, keepLast, keepDays, keepTags, untaggedGrace, maxDelete',
     ],
     [
       'a glob where a list belongs',

@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostStorage } from '../../lambda/host/inventory.js';
 import { LocalRunner } from '../../lambda/host/local-runner.js';
@@ -9,22 +10,28 @@ import { deleteManifest, type PushedImage, pushImage, putManifest } from '../sup
 import { setRevisionPushTime, setTagPushTime, storageRoot } from '../support/storage.js';
 import { type HostFixture, startHostFixture } from './host-fixture.js';
 
-/** In a stable order, with push times to the second: the host script reads mtimes with `stat -c %Y`. */
+/** In a stable order. */
 function comparable(listing: Map<string, StoredRepository>): [string, StoredRepository][] {
-  const seconds = (iso: string) => new Date(Math.floor(Date.parse(iso) / 1000) * 1000).toISOString();
   return [...listing.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, repository]) => [
       name,
       {
-        revisions: [...repository.revisions]
-          .sort((a, b) => a.digest.localeCompare(b.digest))
-          .map((r) => ({ ...r, pushedAt: seconds(r.pushedAt) })),
-        tags: [...repository.tags]
-          .sort((a, b) => a.name.localeCompare(b.name))
-          .map((t) => ({ ...t, pushedAt: seconds(t.pushedAt) })),
+        revisions: [...repository.revisions].sort((a, b) => a.digest.localeCompare(b.digest)),
+        tags: [...repository.tags].sort((a, b) => a.name.localeCompare(b.name)),
       },
     ]);
+}
+
+/** A PATH on which `stat` is BusyBox's, as in the registry image, and every other command the host's. */
+async function busyboxStatPath(dir: string, path: string | undefined): Promise<string> {
+  const bin = join(dir, 'busybox-stat');
+  await mkdir(bin, { recursive: true });
+  await symlink(
+    execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim(),
+    join(bin, 'stat'),
+  );
+  return [bin, path].filter(Boolean).join(delimiter);
 }
 
 describe('the host script inventory against a real registry', () => {
@@ -33,7 +40,7 @@ describe('the host script inventory against a real registry', () => {
   let api2: PushedImage;
   let untagged: PushedImage;
   let web: PushedImage;
-  const revisionTime = new Date('2024-02-03T04:05:06Z');
+  const revisionTime = new Date('2024-02-03T04:05:06.789Z');
   const tagTime = new Date('2025-06-07T08:09:10Z');
 
   beforeAll(async () => {
@@ -54,7 +61,7 @@ describe('the host script inventory against a real registry', () => {
     await host?.close();
   });
 
-  it('lists nested repositories, untagged revisions and tags with their digests and push times, as the storage shows them', async () => {
+  it('lists nested repositories, untagged revisions and tags with their digests and push times to the millisecond, as the storage shows them', async () => {
     const storage = new HostStorage(new LocalRunner({ env: host.docker.env }), host.params);
 
     const listed = await storage.list();
@@ -80,6 +87,19 @@ describe('the host script inventory against a real registry', () => {
     expect(listed.get('emptied')).toEqual({ revisions: [], tags: [] });
   });
 
+  it("reads the same push times, to the millisecond, with the registry image's BusyBox stat", async () => {
+    const env = { ...host.docker.env, PATH: await busyboxStatPath(host.dir, host.docker.env.PATH) };
+    const containerStat = spawnSync('stat', ['--help'], { env, encoding: 'utf8' });
+
+    const listed = await new HostStorage(new LocalRunner({ env }), host.params).list();
+
+    expect(`${containerStat.stdout}${containerStat.stderr}`).toContain('BusyBox');
+    expect(comparable(listed)).toEqual(comparable(await new FilesystemStorage(host.reg.root).list()));
+    expect(
+      listed.get('team/backend/api')?.revisions.find((r) => r.digest === untagged.digest)?.pushedAt,
+    ).toBe(revisionTime.toISOString());
+  });
+
   it('reads the storage with a single docker exec and prints compact lines before its summary', async () => {
     const before = (await host.docker.calls()).length;
 
@@ -99,10 +119,13 @@ describe('the host script inventory against a real registry', () => {
     expect(calls[0]?.slice(0, 3)).toEqual(['exec', 'registry', 'sh']);
     const lines = result.stdout.trimEnd().split('\n');
     expect(
-      lines.slice(0, -1).every((line) => /^(R \S+|V [0-9a-f]{64} \d+|T \S+ [0-9a-f]{64} \d+)$/.test(line)),
+      lines
+        .slice(0, -1)
+        .every((line) => /^(R \S+|V [0-9a-f]{64} \d+\.\d{9}|T \S+ [0-9a-f]{64} \d+\.\d{9})$/.test(line)),
     ).toBe(true);
+    expect(lines).toContain(`V ${untagged.digest.slice(7)} ${revisionTime.getTime() / 1000}000000`);
     expect(lines.indexOf('R web')).toBeLessThan(
-      lines.indexOf(`T stable ${web.digest.slice(7)} ${tagTime.getTime() / 1000}`),
+      lines.indexOf(`T stable ${web.digest.slice(7)} ${tagTime.getTime() / 1000}.000000000`),
     );
   });
 

@@ -86,6 +86,25 @@ describe('parseInventory', () => {
     ]);
   });
 
+  it('keeps the fraction of a second to the millisecond, truncated, as the storage root reads it', () => {
+    const listed = parseInventory(
+      [
+        'R web',
+        `V ${HEX_A} 1700000000.123999999`,
+        `V ${HEX_B} 1700000000.5`,
+        `T v1 ${HEX_A} 1700000001.000000000`,
+      ].join('\n'),
+    );
+
+    expect(listed.get('web')).toEqual({
+      revisions: [
+        { digest: `sha256:${HEX_A}`, pushedAt: '2023-11-14T22:13:20.123Z' },
+        { digest: `sha256:${HEX_B}`, pushedAt: '2023-11-14T22:13:20.500Z' },
+      ],
+      tags: [{ name: 'v1', digest: `sha256:${HEX_A}`, pushedAt: '2023-11-14T22:13:21.000Z' }],
+    });
+  });
+
   it('skips and reports invalid lines, and the lines of an invalid repository', () => {
     const invalid: [string, number][] = [];
     const text = [
@@ -99,6 +118,8 @@ describe('parseInventory', () => {
       `T tag ${HEX_B} 1 extra`,
       `V ${HEX_A} 1\r`,
       'X something',
+      `V ${HEX_A} 1.`,
+      `V ${HEX_A} 1.1234567890`,
     ].join('\n');
 
     const listed = parseInventory(text, (line, n) => invalid.push([line, n]));
@@ -107,7 +128,7 @@ describe('parseInventory', () => {
       { digest: `sha256:${HEX_A}`, pushedAt: '1970-01-01T00:00:01.000Z' },
     ]);
     expect([...listed.keys()]).toEqual(['ok']);
-    expect(invalid.map(([, n]) => n)).toEqual([1, 2, 3, 5, 6, 7, 8, 10]);
+    expect(invalid.map(([, n]) => n)).toEqual([1, 2, 3, 5, 6, 7, 8, 10, 11, 12]);
   });
 });
 

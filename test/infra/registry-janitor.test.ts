@@ -124,6 +124,7 @@ describe('the function', () => {
       metricsNamespace: 'Janitor',
       concurrency: 4,
       gcWaitSeconds: 300,
+      maxDelete: 100,
     }));
 
     const [, fn] = only(template, 'AWS::Lambda::Function');
@@ -150,6 +151,7 @@ describe('the function', () => {
       [ENV.metricsNamespace]: 'Janitor',
       [ENV.concurrency]: '4',
       [ENV.gcWaitSeconds]: '300',
+      [ENV.maxDelete]: '100',
       NODE_OPTIONS: '--enable-source-maps',
     });
   });
@@ -720,6 +722,7 @@ describe('props the construct refuses', () => {
       /container \(RJ_CONTAINER\) "registry; reboot": expected a container name/,
     ],
     [{ instanceId: 'registry-host' }, /INSTANCE_ID: expected an EC2 instance id/],
+    [{ maxDelete: 2.5 }, /MAX_DELETE: expected a whole number from 0 to \d+, got "2.5"/],
     [
       { policy: { defaults: { keepLast: 1, keepTags: ['x'.repeat(4000)] } } },
       /environment would be about \d+ bytes/,

@@ -51,12 +51,17 @@ describe('the stack from context', () => {
       timeZone: 'Europe/Berlin',
       notificationEmail: 'ops@example.com',
       logRetentionDays: '30',
+      maxDelete: '100',
     });
 
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 70, Metrics: Match.anyValue() });
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
-        Variables: Match.objectLike({ [ENV.dryRun]: 'true', [ENV.policy]: '{"defaults":{"keepLast":3}}' }),
+        Variables: Match.objectLike({
+          [ENV.dryRun]: 'true',
+          [ENV.policy]: '{"defaults":{"keepLast":3}}',
+          [ENV.maxDelete]: '100',
+        }),
       },
       VpcConfig: {
         SubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
@@ -135,6 +140,7 @@ describe('the stack from context', () => {
         policy: '{not json',
         logRetentionDays: 42,
         instanceRoleArn: 'registry-host',
+        maxDelete: 'many',
       });
     } catch (caught) {
       error = caught;
@@ -150,6 +156,7 @@ describe('the stack from context', () => {
       expect.stringMatching(/^policy: not valid JSON/),
       'diskThresholdPercent: expected a number ≥ 0, got "0x50"',
       'dryRun: expected true or false, got "yes"',
+      'maxDelete: expected a number, got "many"',
     ]);
     expect((error as Error).message).toContain('Set the values in cdk.json or with -c key=value.');
   });
