@@ -86,9 +86,7 @@ describe('--max-delete: a safety net for automated runs', () => {
     const onVerify = await runCli(['verify', '--registry', reg.url, '--max-delete', '5']);
 
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain(
-      'error: --max-delete: expected a whole number ≥ 0, got "ten"\n',
-    );
+    expect(bad.stderr).toContain('error: --max-delete: expected a whole number ≥ 0, got "ten"\n');
     expect(onVerify.code).toBe(2);
     expect(onVerify.stderr).toContain('error: --max-delete: not an option of verify (only of plan, clean)\n');
     expect(`${bad.stderr}${onVerify.stderr}`).not.toMatch(/\n\s+at /);
