@@ -411,6 +411,8 @@ export class RegistryJanitor extends Construct {
         resources: [
           stack.formatArn({ service: 'ssm', resource: 'document', resourceName: this.document.ref }),
           stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: props.instanceId }),
+          // Every command sets OutputS3BucketName, and IAM then authorizes SendCommand against the bucket too.
+          this.outputBucket.bucketArn,
         ],
       }),
     );
@@ -424,7 +426,7 @@ export class RegistryJanitor extends Construct {
     acknowledge(
       role,
       'AwsSolutions-IAM5[Resource::*]',
-      'ssm:GetCommandInvocation supports no resource-level permissions: IAM only accepts * for it. It reads the status and output of commands; which commands run is limited by ssm:SendCommand, allowed only for this document on this instance.',
+      'ssm:GetCommandInvocation supports no resource-level permissions: IAM only accepts * for it. It reads the status and output of commands; which commands run is limited by ssm:SendCommand, allowed only for this document on this instance, with output to the output bucket of this stack.',
     );
     props.registrySecret?.grantRead(this.function);
     this.grantRunStorage();

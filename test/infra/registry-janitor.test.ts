@@ -219,7 +219,7 @@ function importedVpc(scope: Stack): ec2.IVpc {
 }
 
 describe("the function's permissions", () => {
-  it('send commands with exactly the document and the instance', () => {
+  it('send commands with exactly the document, the instance and the output bucket', () => {
     const { template, stack, janitor } = synthConstruct();
 
     const statements = functionStatements(template, logicalId(stack, janitor.function.role));
@@ -246,6 +246,7 @@ describe("the function's permissions", () => {
             ],
           },
           instanceArn,
+          { 'Fn::GetAtt': [logicalId(stack, janitor.outputBucket), 'Arn'] },
         ],
       },
     ]);
