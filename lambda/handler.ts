@@ -90,7 +90,7 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
   let container: Ready | Misconfigured | undefined;
 
   const outputsFor = (namespace: string, topicArn: string | undefined, bucket?: string): FunctionOutputs => ({
-    metrics: new EmfMetrics({ namespace, writeLine }),
+    metrics: new EmfMetrics({ namespace, writeLine, now: () => now().getTime() }),
     ...(topicArn !== undefined ? { notifier: new SnsNotifier({ sns: clients.sns(), topicArn }) } : {}),
     ...(bucket !== undefined ? { archive: new S3History({ s3: clients.s3(), bucket }) } : {}),
   });
