@@ -212,6 +212,15 @@ const DOCUMENT_NAME = /^[a-zA-Z0-9_.-]{3,128}$/;
 const INSIGHTS_VALUE = /^[^'\\]{1,255}$/;
 const INSIGHTS_NAMESPACE = /^[A-Za-z0-9_]{1,255}$/;
 const LAMBDA_ENVIRONMENT_LIMIT = 4096;
+/** The network-interface actions Lambda takes with the function's role to attach it to a VPC. */
+export const VPC_NETWORK_INTERFACE_ACTIONS = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DeleteNetworkInterface',
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:UnassignPrivateIpAddresses',
+];
 const TOKEN_LENGTH_ESTIMATE = 128;
 
 /**
@@ -350,13 +359,13 @@ export class RegistryJanitor extends Construct {
       description: 'registry-janitor function',
     });
     if (props.vpc !== undefined) {
-      role.addManagedPolicy(
-        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
-      );
-      acknowledge(
-        role,
-        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-        "The AWS-managed policy for a function in a VPC holds only the network-interface actions Lambda needs there, which IAM allows on * only; AWS keeps it current as Lambda's networking changes.",
+      // What AWSLambdaVPCAccessExecutionRole grants, without its logs actions on *: the log group is granted below.
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ManageNetworkInterfacesInVpc',
+          actions: VPC_NETWORK_INTERFACE_ACTIONS,
+          resources: ['*'],
+        }),
       );
     }
     this.logGroup = new logs.LogGroup(this, 'FunctionLogGroup', {
@@ -423,11 +432,15 @@ export class RegistryJanitor extends Construct {
         resources: ['*'],
       }),
     );
-    acknowledge(
-      role,
-      'AwsSolutions-IAM5[Resource::*]',
-      'ssm:GetCommandInvocation supports no resource-level permissions: IAM only accepts * for it. It reads the status and output of commands; which commands run is limited by ssm:SendCommand, allowed only for this document on this instance, with output to the output bucket of this stack.',
-    );
+    const onEverything = [
+      'ssm:GetCommandInvocation supports no resource-level permissions, so IAM only accepts * for it. It reads the status and output of commands; which commands run is limited by ssm:SendCommand, allowed only for this document on this instance, with output to the output bucket of this stack.',
+      ...(props.vpc !== undefined
+        ? [
+            "In a VPC, Lambda attaches the function through network interfaces it creates and deletes with the function's role: their ids are not known in advance, ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets take no resource, and Lambda's documentation gives these actions on * (as AWSLambdaVPCAccessExecutionRole does, which also grants logs actions on * that this role does not get).",
+          ]
+        : []),
+    ];
+    acknowledge(role, 'AwsSolutions-IAM5[Resource::*]', onEverything.join(' '));
     props.registrySecret?.grantRead(this.function);
     this.grantRunStorage();
     this.topic.grantPublish(this.function);

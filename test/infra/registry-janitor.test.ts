@@ -181,32 +181,43 @@ describe('the function', () => {
     expect(variables[ENV.metricsNamespace]).toBe('RegistryJanitor');
   });
 
-  it('runs in the VPC given, with the ENI permissions Lambda needs there', () => {
-    const { template } = synthConstruct((scope) => {
+  it('runs in the VPC given, with the network-interface permissions Lambda needs there and no logs actions on *', () => {
+    const { template, stack, janitor } = synthConstruct((scope) => {
       const vpc = importedVpc(scope);
       return { vpc, vpcSubnets: { subnets: vpc.privateSubnets } };
     });
 
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      VpcConfig: {
-        SubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
-        SecurityGroupIds: Match.anyValue(),
-      },
+    const roleId = logicalId(stack, janitor.function.role);
+    const [, fn] = Object.entries(template.findResources('AWS::Lambda::Function'))[0] as [
+      string,
+      { Properties: Record<string, unknown>; DependsOn: string[] },
+    ];
+    expect(fn.Properties.VpcConfig).toMatchObject({
+      SubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
     });
-    template.hasResourceProperties('AWS::IAM::Role', {
-      ManagedPolicyArns: Match.arrayWith([
-        {
-          'Fn::Join': [
-            '',
-            [
-              'arn:',
-              { Ref: 'AWS::Partition' },
-              ':iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
-            ],
-          ],
-        },
-      ]),
+    const statements = functionStatements(template, roleId);
+    expect(statements).toContainEqual({
+      Sid: 'ManageNetworkInterfacesInVpc',
+      Effect: 'Allow',
+      Action: [
+        'ec2:CreateNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DescribeSubnets',
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
+      Resource: '*',
     });
+    expect(statements.flatMap(actions).filter((a) => a.startsWith('logs:'))).not.toHaveLength(0);
+    const onEverything = statements.filter((s) => s.Resource === '*').flatMap(actions);
+    expect(onEverything.filter((a) => a.startsWith('logs:'))).toEqual([]);
+    expect(template.toJSON().Resources[roleId].Properties.ManagedPolicyArns).toBeUndefined();
+    // Lambda checks the network-interface permissions when it creates the function: the policy must exist first.
+    const [policyId] = Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([, policy]) => text(policy.Properties.Roles) === text([{ Ref: roleId }]))
+      .map(([id]) => id);
+    expect(fn.DependsOn).toContain(policyId);
   });
 });
 
