@@ -22,6 +22,7 @@ import { Construct } from 'constructs';
 import { ConfigurationError, ENV, readFunctionConfig } from '../lambda/aws/environment.js';
 import { PENDING_KEY, RUNS_PREFIX } from '../lambda/aws/history.js';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
+import { LEASE_KEY } from '../lambda/aws/lease.js';
 import { METRICS, REGISTRY_DIMENSION, registryDimension } from '../lambda/aws/metrics.js';
 import type { PolicyFile } from '../lambda/domain/policy.js';
 import { DEFAULT_STEP_NAME, documentContent } from '../lambda/host/ssm-runner.js';
@@ -182,6 +183,15 @@ export interface RegistryJanitorProps {
    * @default 1024
    */
   readonly memorySize?: number;
+  /**
+   * Executions reserved for the function; 0 reserves none. One reserved execution keeps runs from overlapping, but
+   * Lambda refuses a reservation that leaves the account fewer than 10 unreserved executions, which is all a new
+   * account's quota of 10 has. Without a reservation the function keeps runs apart itself with a lease in the output
+   * bucket: a run that starts while another holds it is skipped, and a lease a stopped invocation left behind
+   * expires with that invocation's timeout.
+   * @default 1
+   */
+  readonly reservedConcurrency?: number;
   /**
    * Registry requests the function makes at once.
    * @default - the function's default
@@ -384,7 +394,7 @@ export class RegistryJanitor extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 1024,
       timeout: Duration.minutes(15),
-      reservedConcurrentExecutions: 1,
+      reservedConcurrentExecutions: this.reservedConcurrency(props.reservedConcurrency ?? 1),
       retryAttempts: 0,
       maxEventAge: Duration.hours(1),
       onFailure: new destinations.SqsDestination(this.failedInvocationQueue),
@@ -601,8 +611,9 @@ export class RegistryJanitor extends Construct {
   }
 
   /**
-   * The function reads command output, keeps run reports and the record of a collection left running. ListBucket
-   * makes S3 answer NoSuchKey rather than AccessDenied for an object not written yet, which both readers expect.
+   * The function reads command output, keeps run reports, the record of a collection left running and the run
+   * lease. ListBucket makes S3 answer NoSuchKey rather than AccessDenied for an object not written yet, which the
+   * readers expect; giving the lease back is a delete conditional on its ETag, which S3 allows with GetObject.
    */
   private grantRunStorage(): void {
     const bucket = this.outputBucket;
@@ -611,10 +622,14 @@ export class RegistryJanitor extends Construct {
     grant(['s3:ListBucket'], [bucket.bucketArn]);
     grant(
       ['s3:GetObject'],
-      [bucket.arnForObjects(`${SSM_OUTPUT_PREFIX}/*`), bucket.arnForObjects(PENDING_KEY)],
+      [
+        bucket.arnForObjects(`${SSM_OUTPUT_PREFIX}/*`),
+        bucket.arnForObjects(PENDING_KEY),
+        bucket.arnForObjects(LEASE_KEY),
+      ],
     );
     grant(['s3:PutObject'], [bucket.arnForObjects(`${RUNS_PREFIX}*`)]);
-    grant(['s3:DeleteObject'], [bucket.arnForObjects(PENDING_KEY)]);
+    grant(['s3:DeleteObject'], [bucket.arnForObjects(PENDING_KEY), bucket.arnForObjects(LEASE_KEY)]);
     const role = this.function.role as iam.IRole;
     const bucketArn = this.resolveForNag(bucket.bucketArn);
     acknowledge(
@@ -675,6 +690,16 @@ export class RegistryJanitor extends Construct {
       );
     }
     return expression.trim();
+  }
+
+  private reservedConcurrency(value: number): number | undefined {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new RegistryJanitorPropsError(
+        this,
+        `reservedConcurrency must be 0 (no reservation) or a whole number of executions to reserve, got ${value}`,
+      );
+    }
+    return value === 0 ? undefined : value;
   }
 
   private defaultDocumentName(): string {

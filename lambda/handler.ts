@@ -8,6 +8,7 @@ import { parseEvent } from './aws/events.js';
 import { S3History } from './aws/history.js';
 import { type RunnerTuning, SsmHostCommands } from './aws/host-commands.js';
 import { ARN } from './aws/identifiers.js';
+import { S3RunLease } from './aws/lease.js';
 import { EmfMetrics } from './aws/metrics.js';
 import { SnsNotifier } from './aws/notify.js';
 import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
@@ -59,6 +60,7 @@ interface Ready {
   readonly config: FunctionConfig;
   readonly registry: (deadline: AbortSignal) => Promise<Registry>;
   readonly history?: S3History;
+  readonly lease?: S3RunLease;
   readonly outputs: FunctionOutputs;
 }
 
@@ -146,6 +148,15 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
       registry,
       outputs,
       ...(outputs.archive instanceof S3History ? { history: outputs.archive } : {}),
+      ...(config.bucket !== undefined
+        ? {
+            lease: new S3RunLease({
+              s3: clients.s3(),
+              bucket: config.bucket,
+              now: () => now().getTime(),
+            }),
+          }
+        : {}),
     };
   };
 
@@ -191,8 +202,14 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
         storage: new HostStorage(host, config.host, { onInvalid: warn }),
         clock: { now },
         ...(container.history ? { pending: container.history } : {}),
+        ...(container.lease ? { lease: container.lease } : {}),
       },
-      { config, event: parsed, requestId },
+      {
+        config,
+        event: parsed,
+        requestId,
+        deadline: new Date(startedAt.getTime() + (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS)),
+      },
     );
     return publishReport(container.outputs, report);
   };

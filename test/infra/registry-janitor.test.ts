@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { diskUsedQuery, RegistryJanitorPropsError } from '../../infra/registry-janitor.js';
 import { ENV } from '../../lambda/aws/environment.js';
 import { PENDING_KEY } from '../../lambda/aws/history.js';
+import { LEASE_KEY } from '../../lambda/aws/lease.js';
 import { METRICS, REGISTRY_DIMENSION } from '../../lambda/aws/metrics.js';
 import { HOST_PARAMETERS, maintenanceScript } from '../../lambda/host/script.js';
 import { DEFAULT_STEP_NAME } from '../../lambda/host/ssm-runner.js';
@@ -66,6 +67,17 @@ describe('the function', () => {
       Timeout: 900,
       MemorySize: 1024,
     });
+  });
+
+  it.each([
+    [0, undefined],
+    [1, 1],
+    [2, 2],
+  ])('reserves %s executions as reservedConcurrency asks', (reservedConcurrency, reserved) => {
+    const { template } = synthConstruct({ reservedConcurrency });
+
+    const [, fn] = only(template, 'AWS::Lambda::Function');
+    expect(fn.ReservedConcurrentExecutions).toBe(reserved);
   });
 
   it('is invoked asynchronously without retries, for events at most an hour old, failures to an encrypted queue', () => {
@@ -289,7 +301,7 @@ describe("the function's permissions", () => {
     });
   });
 
-  it('read command output, write run reports and settle the pending record, in the bucket only', () => {
+  it('read command output, write run reports, settle the pending record and hold the run lease, in the bucket only', () => {
     const { template, stack, janitor } = synthConstruct();
 
     const bucketArn = { 'Fn::GetAtt': [logicalId(stack, janitor.outputBucket), 'Arn'] };
@@ -298,9 +310,17 @@ describe("the function's permissions", () => {
     const s3 = statements.filter((s) => actions(s).some((a) => a.startsWith('s3:')));
     expect(s3).toEqual([
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn },
-      { Effect: 'Allow', Action: 's3:GetObject', Resource: [objects('/ssm/*'), objects(`/${PENDING_KEY}`)] },
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [objects('/ssm/*'), objects(`/${PENDING_KEY}`), objects(`/${LEASE_KEY}`)],
+      },
       { Effect: 'Allow', Action: 's3:PutObject', Resource: objects('/runs/*') },
-      { Effect: 'Allow', Action: 's3:DeleteObject', Resource: objects(`/${PENDING_KEY}`) },
+      {
+        Effect: 'Allow',
+        Action: 's3:DeleteObject',
+        Resource: [objects(`/${PENDING_KEY}`), objects(`/${LEASE_KEY}`)],
+      },
     ]);
   });
 
@@ -732,6 +752,10 @@ describe('props the construct refuses', () => {
       /container \(RJ_CONTAINER\) "registry; reboot": expected a container name/,
     ],
     [{ instanceId: 'registry-host' }, /INSTANCE_ID: expected an EC2 instance id/],
+    [
+      { reservedConcurrency: -1 },
+      /reservedConcurrency must be 0 \(no reservation\) or a whole number .*, got -1/,
+    ],
     [
       { policy: { defaults: { keepLast: 1, keepTags: ['x'.repeat(4000)] } } },
       /environment would be about \d+ bytes/,
