@@ -39,7 +39,7 @@ export const DOCUMENT = 'RegistryJanitor-Maintenance';
 export const BUCKET = 'janitor-output';
 export const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:registry-janitor';
 export const SECRET = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry-janitor-AbCdEf';
-export const DISK_ALARM = 'registry-janitor-disk-used';
+export const DISK_ALARM = 'RegistryJanitor-registry-disk-used';
 export const NAMESPACE = 'RegistryJanitorTest';
 
 const REGION = 'eu-west-1';

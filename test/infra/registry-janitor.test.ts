@@ -1,8 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type CfnElement, Duration, type Stack, TimeZone } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { IConstruct } from 'constructs';
@@ -164,6 +168,24 @@ describe('the function', () => {
       [ENV.gcWaitSeconds]: '300',
       NODE_OPTIONS: '--enable-source-maps',
     });
+  });
+
+  it("trusts the registry's CA certificates, shipped beside the handler, through NODE_EXTRA_CA_CERTS", () => {
+    const notPem = fileURLToPath(new URL('../../host-setup/registry-janitor.service', import.meta.url));
+    expect(() => synthConstruct({ registryCaPem: notPem })).toThrow(/holds no PEM certificate/);
+
+    const dir = mkdtempSync(join(tmpdir(), 'registry-janitor-ca-'));
+    try {
+      const ca = join(dir, 'ca.pem');
+      writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const { template } = synthConstruct({ registryCaPem: ca });
+
+      const [, fn] = only(template, 'AWS::Lambda::Function');
+      const variables = (fn.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(variables.NODE_EXTRA_CA_CERTS).toBe('/var/task/registry-ca.pem');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('sets only the variables it has values for', () => {
@@ -335,7 +357,44 @@ describe("the function's permissions", () => {
     });
   });
 
-  it("let the registry instance's role write command output, when the role is given", () => {
+  it('decrypt the registry secret with its customer-managed key, through Secrets Manager only', () => {
+    const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const { template, stack, janitor } = synthConstruct((scope) => ({
+      registrySecret: secretsmanager.Secret.fromSecretNameV2(scope, 'Secret', 'registry/login'),
+      registrySecretKey: kms.Key.fromKeyArn(scope, 'Key', keyArn),
+    }));
+
+    const statements = functionStatements(template, logicalId(stack, janitor.function.role));
+    expect(statements.filter((s) => actions(s).some((a) => a.startsWith('kms:')))).toEqual([
+      {
+        Sid: 'DecryptRegistrySecret',
+        Effect: 'Allow',
+        Action: 'kms:Decrypt',
+        Resource: keyArn,
+        Condition: {
+          StringEquals: {
+            'kms:ViaService': {
+              'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']],
+            },
+          },
+        },
+      },
+    ]);
+  });
+
+  it('refuse a key without the secret it encrypts', () => {
+    expect(() =>
+      synthConstruct((scope) => ({
+        registrySecretKey: kms.Key.fromKeyArn(
+          scope,
+          'Key',
+          'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        ),
+      })),
+    ).toThrow(/registrySecretKey is the key of registrySecret: give the secret too/);
+  });
+
+  it("let the registry instance's role write command output", () => {
     const { template, stack, janitor } = synthConstruct((scope) => ({
       instanceRole: iam.Role.fromRoleArn(scope, 'HostRole', 'arn:aws:iam::123456789012:role/registry-host'),
     }));
@@ -540,6 +599,17 @@ describe('the disk alarm', () => {
     expect(agent.metrics.append_dimensions.InstanceId).toMatch(/^\$\{aws:InstanceId\}$/);
     expect(agent.metrics.metrics_collected.disk.measurement).toContain('used_percent');
     expect(agent.metrics.metrics_collected.disk.resources).toContain(cdkJson.context.diskPath);
+  });
+
+  it('is named as diskAlarmName says, and by CloudFormation without it', () => {
+    synthConstruct({ diskAlarmName: 'registry-disk-used' }).template.hasResourceProperties(
+      'AWS::CloudWatch::Alarm',
+      { AlarmName: 'registry-disk-used', Metrics: Match.anyValue() },
+    );
+    synthConstruct().template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: Match.absent(),
+      Metrics: Match.anyValue(),
+    });
   });
 
   it('starts the function when it goes into ALARM', () => {
@@ -752,6 +822,11 @@ describe('props the construct refuses', () => {
       /container \(RJ_CONTAINER\) "registry; reboot": expected a container name/,
     ],
     [{ instanceId: 'registry-host' }, /INSTANCE_ID: expected an EC2 instance id/],
+    [
+      { registryCaPem: '/nonexistent/ca.pem' },
+      /registryCaPem: "\/nonexistent\/ca.pem" cannot be read \(ENOENT\)/,
+    ],
+    [{ diskAlarmName: 'disk\nalarm' }, /diskAlarmName must be 1 to 255 printable ASCII characters/],
     [
       { reservedConcurrency: -1 },
       /reservedConcurrency must be 0 \(no reservation\) or a whole number .*, got -1/,
