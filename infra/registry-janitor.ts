@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ArnFormat, Duration, Names, Stack, TimeZone, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -6,6 +8,7 @@ import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -22,10 +25,11 @@ import { Construct } from 'constructs';
 import { ConfigurationError, ENV, readFunctionConfig } from '../lambda/aws/environment.js';
 import { PENDING_KEY, RUNS_PREFIX } from '../lambda/aws/history.js';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
+import { LEASE_KEY } from '../lambda/aws/lease.js';
 import { METRICS, REGISTRY_DIMENSION, registryDimension } from '../lambda/aws/metrics.js';
 import { withoutCredentials } from '../lambda/config.js';
 import type { PolicyFile } from '../lambda/domain/policy.js';
-import { DEFAULT_STEP_NAME, documentContent } from '../lambda/host/ssm-runner.js';
+import { DEFAULT_STEP_NAME, documentContent, shellQuote } from '../lambda/host/ssm-runner.js';
 import { redactText } from '../lambda/redact.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -68,10 +72,24 @@ export interface RegistryJanitorProps {
   /** The EC2 instance that runs the registry container; it must be a managed node of SSM. */
   readonly instanceId: string;
   /**
-   * The registry's credentials: JSON `{"username": …, "password": …}`.
+   * The registry's credentials: JSON `{"username": …, "password": …}` or `{"token": …}`.
    * @default - the registry is used without credentials
    */
   readonly registrySecret?: secretsmanager.ISecret;
+  /**
+   * The customer-managed KMS key `registrySecret` is encrypted with. The function is allowed kms:Decrypt on it
+   * through Secrets Manager only; the key's policy must let the account's IAM policies grant it (the default key
+   * policy does).
+   * @default - the secret is encrypted with the AWS managed key aws/secretsmanager, which needs no grant
+   */
+  readonly registrySecretKey?: kms.IKey;
+  /**
+   * The path of a PEM file with the CA certificates that sign the registry's TLS certificate, for a registry behind
+   * a private CA. It is read at synthesis, shipped in the function's bundle and trusted through
+   * `NODE_EXTRA_CA_CERTS`, beside the public CAs.
+   * @default - only the public CAs Node.js trusts
+   */
+  readonly registryCaPem?: string;
   /**
    * When the nightly run starts, as an EventBridge Scheduler cron expression.
    * @default 'cron(0 3 * * ? *)'
@@ -145,6 +163,11 @@ export interface RegistryJanitorProps {
    * @default 85
    */
   readonly diskAlarmThresholdPercent?: number;
+  /**
+   * The disk alarm's name, as its state-change events carry it.
+   * @default - a name CloudFormation makes up
+   */
+  readonly diskAlarmName?: string;
   /** Where the CloudWatch agent reports the registry volume's `disk_used_percent`. */
   readonly diskMetric: DiskMetricDimensions;
   /**
@@ -172,10 +195,12 @@ export interface RegistryJanitorProps {
    */
   readonly securityGroups?: ec2.ISecurityGroup[];
   /**
-   * The role of the registry instance's profile; given, it is allowed to write command output to the bucket.
-   * @default - grant s3:PutObject on `<bucket>/ssm/*` to the instance's role yourself
+   * The role of the registry instance's profile. SSM writes each command's complete output to the bucket with it,
+   * so it is granted s3:PutObject under `ssm/` of the bucket; without that grant an output longer than the 24,000
+   * characters SSM keeps is lost, and with it the host script's summary. A role imported with `mutable: false` is
+   * not changed: grant it yourself then.
    */
-  readonly instanceRole?: iam.IRole;
+  readonly instanceRole: iam.IRole;
   /**
    * How long the function's logs are kept.
    * @default logs.RetentionDays.THREE_MONTHS
@@ -190,6 +215,15 @@ export interface RegistryJanitorProps {
    * @default 1024
    */
   readonly memorySize?: number;
+  /**
+   * Executions reserved for the function; 0 reserves none. One reserved execution keeps runs from overlapping, but
+   * Lambda refuses a reservation that leaves the account fewer than 10 unreserved executions, which is all a new
+   * account's quota of 10 has. Without a reservation the function keeps runs apart itself with a lease in the output
+   * bucket: a run that starts while another holds it is skipped, and a lease a stopped invocation left behind
+   * expires with that invocation's timeout.
+   * @default 1
+   */
+  readonly reservedConcurrency?: number;
   /**
    * Registry requests the function makes at once.
    * @default - the function's default
@@ -220,6 +254,20 @@ const DOCUMENT_NAME = /^[a-zA-Z0-9_.-]{3,128}$/;
 const INSIGHTS_VALUE = /^[^'\\]{1,255}$/;
 const INSIGHTS_NAMESPACE = /^[A-Za-z0-9_]{1,255}$/;
 const LAMBDA_ENVIRONMENT_LIMIT = 4096;
+const ALARM_NAME = /^[\x20-\x7e]{1,255}$/;
+const PEM_CERTIFICATE = '-----BEGIN CERTIFICATE-----';
+const LAMBDA_TASK_ROOT = '/var/task';
+/** The registry's CA certificates in the function's bundle. */
+export const REGISTRY_CA_FILE = 'registry-ca.pem';
+/** The network-interface actions Lambda takes with the function's role to attach it to a VPC. */
+export const VPC_NETWORK_INTERFACE_ACTIONS = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DeleteNetworkInterface',
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:UnassignPrivateIpAddresses',
+];
 const TOKEN_LENGTH_ESTIMATE = 128;
 
 /**
@@ -295,7 +343,7 @@ export class RegistryJanitor extends Construct {
       'AwsSolutions-S1',
       'The bucket holds only SSM command output and run history, written by the registry host and the function; CloudTrail data events audit object access where that is needed.',
     );
-    if (props.instanceRole !== undefined) this.grantCommandOutput(props.instanceRole);
+    this.grantCommandOutput(props.instanceRole);
 
     this.documentName = props.documentName ?? this.defaultDocumentName();
     this.checkDocumentName(this.documentName);
@@ -343,6 +391,7 @@ export class RegistryJanitor extends Construct {
       );
     }
     this.diskAlarm = new cloudwatch.Alarm(this, 'DiskAlarm', {
+      ...(props.diskAlarmName !== undefined ? { alarmName: this.alarmName(props.diskAlarmName) } : {}),
       alarmDescription: `The registry volume ${diskMetric.path} on ${props.instanceId} is at least ${threshold}% full: registry-janitor starts an emergency run.`,
       metric: diskUsed,
       threshold,
@@ -358,13 +407,13 @@ export class RegistryJanitor extends Construct {
       description: 'registry-janitor function',
     });
     if (props.vpc !== undefined) {
-      role.addManagedPolicy(
-        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
-      );
-      acknowledge(
-        role,
-        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-        "The AWS-managed policy for a function in a VPC holds only the network-interface actions Lambda needs there, which IAM allows on * only; AWS keeps it current as Lambda's networking changes.",
+      // What AWSLambdaVPCAccessExecutionRole grants, without its logs actions on *: the log group is granted below.
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ManageNetworkInterfacesInVpc',
+          actions: VPC_NETWORK_INTERFACE_ACTIONS,
+          resources: ['*'],
+        }),
       );
     }
     this.logGroup = new logs.LogGroup(this, 'FunctionLogGroup', {
@@ -373,6 +422,7 @@ export class RegistryJanitor extends Construct {
     this.logGroup.grantWrite(role);
 
     const environment = this.functionEnvironment(props, namespace);
+    const caPem = props.registryCaPem === undefined ? undefined : this.caPem(props.registryCaPem);
     this.function = new NodejsFunction(this, 'Function', {
       description: `registry-janitor for ${registryHost}`,
       entry: HANDLER_ENTRY,
@@ -383,13 +433,17 @@ export class RegistryJanitor extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 1024,
       timeout: Duration.minutes(15),
-      reservedConcurrentExecutions: 1,
+      reservedConcurrentExecutions: this.reservedConcurrency(props.reservedConcurrency ?? 1),
       retryAttempts: 0,
       maxEventAge: Duration.hours(1),
       onFailure: new destinations.SqsDestination(this.failedInvocationQueue),
       role,
       logGroup: this.logGroup,
-      environment: { ...environment, NODE_OPTIONS: '--enable-source-maps' },
+      environment: {
+        ...environment,
+        NODE_OPTIONS: '--enable-source-maps',
+        ...(caPem !== undefined ? { NODE_EXTRA_CA_CERTS: `${LAMBDA_TASK_ROOT}/${REGISTRY_CA_FILE}` } : {}),
+      },
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,
       securityGroups: props.securityGroups,
@@ -407,6 +461,9 @@ export class RegistryJanitor extends Construct {
           beforeInstall: () => [],
           afterBundling: (inputDir: string, outputDir: string) => [
             `cp "${inputDir}/lambda/host/maintenance.sh" "${outputDir}/maintenance.sh"`,
+            ...(caPem !== undefined
+              ? [`cp ${shellQuote(caPem)} ${shellQuote(`${outputDir}/${REGISTRY_CA_FILE}`)}`]
+              : []),
           ],
         },
       },
@@ -419,6 +476,8 @@ export class RegistryJanitor extends Construct {
         resources: [
           stack.formatArn({ service: 'ssm', resource: 'document', resourceName: this.document.ref }),
           stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: props.instanceId }),
+          // Every command sets OutputS3BucketName, and IAM then authorizes SendCommand against the bucket too.
+          this.outputBucket.bucketArn,
         ],
       }),
     );
@@ -429,12 +488,17 @@ export class RegistryJanitor extends Construct {
         resources: ['*'],
       }),
     );
-    acknowledge(
-      role,
-      'AwsSolutions-IAM5[Resource::*]',
-      'ssm:GetCommandInvocation supports no resource-level permissions: IAM only accepts * for it. It reads the status and output of commands; which commands run is limited by ssm:SendCommand, allowed only for this document on this instance.',
-    );
+    const onEverything = [
+      'ssm:GetCommandInvocation supports no resource-level permissions, so IAM only accepts * for it. It reads the status and output of commands; which commands run is limited by ssm:SendCommand, allowed only for this document on this instance, with output to the output bucket of this stack.',
+      ...(props.vpc !== undefined
+        ? [
+            "In a VPC, Lambda attaches the function through network interfaces it creates and deletes with the function's role: their ids are not known in advance, ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets take no resource, and Lambda's documentation gives these actions on * (as AWSLambdaVPCAccessExecutionRole does, which also grants logs actions on * that this role does not get).",
+          ]
+        : []),
+    ];
+    acknowledge(role, 'AwsSolutions-IAM5[Resource::*]', onEverything.join(' '));
     props.registrySecret?.grantRead(this.function);
+    if (props.registrySecretKey !== undefined) this.grantSecretDecryption(props, props.registrySecretKey);
     this.grantRunStorage();
     this.topic.grantPublish(this.function);
 
@@ -601,8 +665,9 @@ export class RegistryJanitor extends Construct {
   }
 
   /**
-   * The function reads command output, keeps run reports and the record of a collection left running. ListBucket
-   * makes S3 answer NoSuchKey rather than AccessDenied for an object not written yet, which both readers expect.
+   * The function reads command output, keeps run reports, the record of a collection left running and the run
+   * lease. ListBucket makes S3 answer NoSuchKey rather than AccessDenied for an object not written yet, which the
+   * readers expect; giving the lease back is a delete conditional on its ETag, which S3 allows with GetObject.
    */
   private grantRunStorage(): void {
     const bucket = this.outputBucket;
@@ -611,10 +676,14 @@ export class RegistryJanitor extends Construct {
     grant(['s3:ListBucket'], [bucket.bucketArn]);
     grant(
       ['s3:GetObject'],
-      [bucket.arnForObjects(`${SSM_OUTPUT_PREFIX}/*`), bucket.arnForObjects(PENDING_KEY)],
+      [
+        bucket.arnForObjects(`${SSM_OUTPUT_PREFIX}/*`),
+        bucket.arnForObjects(PENDING_KEY),
+        bucket.arnForObjects(LEASE_KEY),
+      ],
     );
     grant(['s3:PutObject'], [bucket.arnForObjects(`${RUNS_PREFIX}*`)]);
-    grant(['s3:DeleteObject'], [bucket.arnForObjects(PENDING_KEY)]);
+    grant(['s3:DeleteObject'], [bucket.arnForObjects(PENDING_KEY), bucket.arnForObjects(LEASE_KEY)]);
     const role = this.function.role as iam.IRole;
     const bucketArn = this.resolveForNag(bucket.bucketArn);
     acknowledge(
@@ -626,6 +695,30 @@ export class RegistryJanitor extends Construct {
       role,
       `AwsSolutions-IAM5[Resource::${bucketArn}/${RUNS_PREFIX}*]`,
       "Each run report is named after its run: the function writes (but cannot read or delete) any object under the run-history prefix, in the stack's own bucket.",
+    );
+  }
+
+  /**
+   * kms:Decrypt on the secret's key, for Secrets Manager to use on the function's behalf. Written out because a
+   * secret's grantRead cannot add it for a key imported by ARN: there is no key policy to add to, and the grant it
+   * makes through Secrets Manager's service principal goes nowhere.
+   */
+  private grantSecretDecryption(props: RegistryJanitorProps, key: kms.IKey): void {
+    if (props.registrySecret === undefined) {
+      throw new RegistryJanitorPropsError(
+        this,
+        'registrySecretKey is the key of registrySecret: give the secret too',
+      );
+    }
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'DecryptRegistrySecret',
+        actions: ['kms:Decrypt'],
+        resources: [key.keyArn],
+        conditions: {
+          StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+        },
+      }),
     );
   }
 
@@ -675,6 +768,48 @@ export class RegistryJanitor extends Construct {
       );
     }
     return expression.trim();
+  }
+
+  /** The absolute path of a readable PEM file holding at least one certificate. */
+  private caPem(path: string): string {
+    const absolute = resolve(path);
+    let text: string;
+    try {
+      text = readFileSync(absolute, 'utf8');
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw new RegistryJanitorPropsError(
+        this,
+        `registryCaPem: ${JSON.stringify(path)} cannot be read (${typeof code === 'string' ? code : (error as Error).message}): give the path of a PEM file of CA certificates`,
+      );
+    }
+    if (!text.includes(PEM_CERTIFICATE)) {
+      throw new RegistryJanitorPropsError(
+        this,
+        `registryCaPem: ${JSON.stringify(path)} holds no PEM certificate (${PEM_CERTIFICATE})`,
+      );
+    }
+    return absolute;
+  }
+
+  private alarmName(name: string): string {
+    if (!Token.isUnresolved(name) && !ALARM_NAME.test(name)) {
+      throw new RegistryJanitorPropsError(
+        this,
+        `diskAlarmName must be 1 to 255 printable ASCII characters, got ${JSON.stringify(name)}`,
+      );
+    }
+    return name;
+  }
+
+  private reservedConcurrency(value: number): number | undefined {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new RegistryJanitorPropsError(
+        this,
+        `reservedConcurrency must be 0 (no reservation) or a whole number of executions to reserve, got ${value}`,
+      );
+    }
+    return value === 0 ? undefined : value;
   }
 
   private defaultDocumentName(): string {

@@ -8,6 +8,7 @@ import { parseEvent } from './aws/events.js';
 import { S3History } from './aws/history.js';
 import { type RunnerTuning, SsmHostCommands } from './aws/host-commands.js';
 import { ARN } from './aws/identifiers.js';
+import { S3RunLease } from './aws/lease.js';
 import { EmfMetrics } from './aws/metrics.js';
 import { SnsNotifier } from './aws/notify.js';
 import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
@@ -61,6 +62,7 @@ interface Ready {
   readonly config: FunctionConfig;
   readonly registry: (deadline: AbortSignal) => Promise<Registry>;
   readonly pending?: PendingCollections;
+  readonly lease?: S3RunLease;
   readonly outputs: FunctionOutputs;
 }
 
@@ -101,7 +103,7 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
     topicArn: string | undefined,
     archive?: S3History,
   ): FunctionOutputs => {
-    const metrics = new EmfMetrics({ namespace, writeLine });
+    const metrics = new EmfMetrics({ namespace, writeLine, now: () => now().getTime() });
     const notifier = topicArn !== undefined ? new SnsNotifier({ sns: clients.sns(), topicArn }) : undefined;
     return {
       metrics: { publish: (report) => metrics.publish(redactor.value(report)) },
@@ -164,7 +166,11 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
       read: () => history.read(),
       write: (record) => history.write(record && redactor.value(record)),
     };
-    return { config, registry, outputs, ...(pending ? { pending } : {}) };
+    const lease =
+      config.bucket !== undefined
+        ? new S3RunLease({ s3: clients.s3(), bucket: config.bucket, now: () => now().getTime() })
+        : undefined;
+    return { config, registry, outputs, ...(pending ? { pending } : {}), ...(lease ? { lease } : {}) };
   };
 
   const invoke: Handler = async (event, context) => {
@@ -209,8 +215,14 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
         storage: new HostStorage(host, config.host, { onInvalid: warn }),
         clock: { now },
         ...(container.pending ? { pending: container.pending } : {}),
+        ...(container.lease ? { lease: container.lease } : {}),
       },
-      { config, event: parsed, requestId },
+      {
+        config,
+        event: parsed,
+        requestId,
+        deadline: new Date(startedAt.getTime() + (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS)),
+      },
     );
     return publishReport(container.outputs, report);
   };

@@ -52,6 +52,27 @@ export interface PendingCollections {
   write(record: PendingCollection | undefined): Promise<void>;
 }
 
+/** Who holds the run lease, and until when at the latest. */
+export interface LeaseRecord {
+  readonly requestId: string;
+  readonly acquiredAt: string;
+  readonly expiresAt: string;
+}
+
+export type LeaseOutcome =
+  | {
+      readonly acquired: true;
+      /** An expired lease this one replaced: its invocation ended without giving it back. */
+      readonly replaced?: LeaseRecord;
+      release(): Promise<void>;
+    }
+  | { readonly acquired: false; readonly heldBy?: LeaseRecord };
+
+/** Keeps runs from overlapping when nothing else does (the function's concurrency is not reserved). */
+export interface RunLease {
+  acquire(record: LeaseRecord): Promise<LeaseOutcome>;
+}
+
 export interface FunctionPorts {
   /** The registry's API, with credentials fetched on first use. */
   registry(): Promise<Registry>;
@@ -59,6 +80,8 @@ export interface FunctionPorts {
   readonly storage?: StorageLister;
   readonly host: HostCommands;
   readonly pending?: PendingCollections;
+  /** Taken before a run touches the registry or the host; a run that cannot take it is skipped. */
+  readonly lease?: RunLease;
   readonly clock: Clock;
 }
 
@@ -66,6 +89,8 @@ export interface FunctionRequest {
   readonly config: FunctionConfig;
   readonly event: FunctionEvent;
   readonly requestId: string;
+  /** When the invocation ends at the latest; a run lease it takes expires then. */
+  readonly deadline?: Date;
 }
 
 export type FunctionOutcome = 'succeeded' | 'failed' | 'pending' | 'nothing to do';
@@ -133,6 +158,9 @@ export interface FunctionReport {
   readonly historyLocation?: string;
 }
 
+/** The longest a Lambda invocation runs: a lease taken without a deadline expires after it. */
+const MAX_INVOCATION_MS = 15 * 60_000;
+
 /** A collection still "running" after this long never reported back (SSM's longest execution timeout is 48 h). */
 export const MAX_COLLECTION_MS = 50 * 3_600_000;
 
@@ -140,6 +168,8 @@ const RUNNING_STATUSES: ReadonlySet<string> = new Set(['Pending', 'InProgress', 
 
 type Draft = Omit<FunctionReport, 'outcome' | 'headline' | 'durationSeconds' | 'figures'> & {
   readonly nothingToDo?: string;
+  /** Why the run did not start: another one holds the lease. */
+  readonly skipped?: string;
 };
 
 const errorCode = (error: unknown) =>
@@ -186,12 +216,14 @@ async function dispatch(ports: FunctionPorts, request: FunctionRequest, base: Dr
   };
   switch (event.kind) {
     case 'schedule':
-      return cycle(ports, request, base, { ...configured, policy: config.policy, policyName: 'configured' });
+      return exclusively(ports, request, base, () =>
+        cycle(ports, request, base, { ...configured, policy: config.policy, policyName: 'configured' }),
+      );
     case 'manual': {
       const { dryRun, gc, repositories, excludeRepositories, maxDelete, ...rule } = event.overrides;
       const overridden = Object.keys(rule).length > 0;
       const cap = maxDelete ?? config.maxDelete;
-      return cycle(ports, request, base, {
+      const options: CycleOptions = {
         ...(cap !== undefined ? { maxDelete: cap } : {}),
         include: repositories ?? config.repositories,
         exclude: excludeRepositories ?? config.excludeRepositories,
@@ -201,7 +233,8 @@ async function dispatch(ports: FunctionPorts, request: FunctionRequest, base: Dr
           ? buildPolicy(config.policyDocument, rule as RuleInput, ENV.policy)
           : config.policy,
         policyName: overridden ? 'configured with overrides' : 'configured',
-      });
+      };
+      return exclusively(ports, request, base, () => cycle(ports, request, base, options));
     }
     case 'alarm':
       if (config.diskAlarmName !== undefined && event.alarmName !== config.diskAlarmName) {
@@ -213,13 +246,72 @@ async function dispatch(ports: FunctionPorts, request: FunctionRequest, base: Dr
       if (event.state !== 'ALARM') {
         return { ...base, nothingToDo: `alarm ${event.alarmName} is ${event.state}` };
       }
-      return cycle(ports, request, base, {
-        ...configured,
-        policy: config.emergencyPolicy ?? config.policy,
-        policyName: config.emergencyPolicy ? 'emergency' : 'configured',
-      });
+      return exclusively(ports, request, base, () =>
+        cycle(ports, request, base, {
+          ...configured,
+          policy: config.emergencyPolicy ?? config.policy,
+          policyName: config.emergencyPolicy ? 'emergency' : 'configured',
+        }),
+      );
     case 'command-status':
       return onCommandStatus(ports, request, base, event);
+  }
+}
+
+/**
+ * Runs `work` holding the run lease. When another invocation holds it, this one is skipped: that run settles
+ * what this one would have, or the next scheduled run does.
+ */
+async function exclusively(
+  ports: FunctionPorts,
+  request: FunctionRequest,
+  base: Draft,
+  work: () => Promise<Draft>,
+): Promise<Draft> {
+  if (!ports.lease) return work();
+  const now = ports.clock.now();
+  const record: LeaseRecord = {
+    requestId: request.requestId,
+    acquiredAt: now.toISOString(),
+    expiresAt: (request.deadline ?? new Date(now.getTime() + MAX_INVOCATION_MS)).toISOString(),
+  };
+  let lease: LeaseOutcome;
+  try {
+    lease = await ports.lease.acquire(record);
+  } catch (error) {
+    return { ...base, problems: [`the run could not start: ${describeError(error)}`] };
+  }
+  if (!lease.acquired) {
+    const holder = lease.heldBy;
+    return {
+      ...base,
+      skipped: `another run is in progress${holder ? ` (request ${holder.requestId}, since ${holder.acquiredAt}; its lease ends by ${holder.expiresAt})` : ''}`,
+    };
+  }
+  const took = lease.replaced
+    ? [
+        `took over the run lease of request ${lease.replaced.requestId}, which expired at ${lease.replaced.expiresAt} without being given back: that invocation was stopped before it finished`,
+      ]
+    : [];
+  let draft: Draft;
+  try {
+    draft = await work();
+  } catch (error) {
+    await lease.release().catch(() => undefined);
+    throw error;
+  }
+  try {
+    await lease.release();
+    return took.length > 0 ? { ...draft, notes: [...took, ...draft.notes] } : draft;
+  } catch (error) {
+    return {
+      ...draft,
+      notes: [
+        ...took,
+        ...draft.notes,
+        `the run lease could not be given back (${describeError(error)}); it expires at ${record.expiresAt}, and runs until then are skipped`,
+      ],
+    };
   }
 }
 
@@ -488,12 +580,31 @@ async function onCommandStatus(
   base: Draft,
   event: Extract<FunctionEvent, { kind: 'command-status' }>,
 ): Promise<Draft> {
-  const { config } = request;
   const command = `command ${event.commandId}`;
   if (RUNNING_STATUSES.has(event.status)) return { ...base, nothingToDo: `${command} is ${event.status}` };
   if (event.action !== undefined && event.action !== 'collect') {
     return { ...base, nothingToDo: `${command} ran the host script's ${event.action}, not a collection` };
   }
+  if (ports.pending) {
+    const record = await ports.pending.read();
+    if (record?.commandId !== event.commandId) {
+      return { ...base, nothingToDo: `no collection started by this function is waiting for ${command}` };
+    }
+  }
+  const draft = await exclusively(ports, request, base, () => settleFromEvent(ports, request, base, event));
+  return draft.skipped !== undefined
+    ? { ...draft, skipped: `${draft.skipped}; the next run verifies the collection of ${command}` }
+    : draft;
+}
+
+async function settleFromEvent(
+  ports: FunctionPorts,
+  request: FunctionRequest,
+  base: Draft,
+  event: Extract<FunctionEvent, { kind: 'command-status' }>,
+): Promise<Draft> {
+  const { config } = request;
+  const command = `command ${event.commandId}`;
   if (ports.pending) {
     const record = await ports.pending.read();
     if (record?.commandId !== event.commandId) {
@@ -582,13 +693,14 @@ function figures(draft: Draft): Figures {
 }
 
 function outcomeOf(draft: Draft): FunctionOutcome {
-  if (draft.nothingToDo !== undefined) return 'nothing to do';
+  if (draft.nothingToDo !== undefined || draft.skipped !== undefined) return 'nothing to do';
   if (draft.problems.length > 0) return 'failed';
   if (draft.pendingCommandId !== undefined || draft.collection?.state === 'running') return 'pending';
   return 'succeeded';
 }
 
 function headline(draft: Draft, outcome: FunctionOutcome, numbers: Figures): string {
+  if (draft.skipped !== undefined) return `skipped: ${draft.skipped}`;
   if (outcome === 'nothing to do') return `nothing to do: ${draft.nothingToDo}`;
   if (outcome === 'failed') {
     const broken = numbers.integrityFailures;
@@ -619,7 +731,8 @@ function headline(draft: Draft, outcome: FunctionOutcome, numbers: Figures): str
 }
 
 function finish(draft: Draft, finished: Date): FunctionReport {
-  const { nothingToDo, requestId, trigger, registry, startedAt, problems, notes, ...details } = draft;
+  const { nothingToDo, skipped, requestId, trigger, registry, startedAt, problems, notes, ...details } =
+    draft;
   const figuresOf = figures(draft);
   const outcome = outcomeOf(draft);
   return {
@@ -632,7 +745,12 @@ function finish(draft: Draft, finished: Date): FunctionReport {
     durationSeconds: Math.round((finished.getTime() - Date.parse(startedAt)) / 100) / 10,
     figures: figuresOf,
     problems,
-    notes: [...(nothingToDo !== undefined ? [nothingToDo] : []), ...notes, ...hostWarnings(draft)],
+    notes: [
+      ...(skipped !== undefined ? [`skipped: ${skipped}`] : []),
+      ...(nothingToDo !== undefined ? [nothingToDo] : []),
+      ...notes,
+      ...hostWarnings(draft),
+    ],
     ...details,
   };
 }

@@ -31,7 +31,8 @@ const errorName = (error: unknown): string => {
   return typeof name === 'string' ? name : 'Error';
 };
 
-async function bodyText(body: unknown): Promise<string> {
+/** An S3 object's body as text, at most 64 MiB. */
+export async function bodyText(body: unknown): Promise<string> {
   if (body === undefined || body === null) return '';
   const chunks: Buffer[] = [];
   let size = 0;

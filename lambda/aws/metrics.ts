@@ -54,13 +54,21 @@ export function metricValues(report: FunctionReport): Partial<Record<MetricKey, 
   return values;
 }
 
-/** One CloudWatch embedded metric format document for a run, with the run's outcome beside the metrics. */
-export function emfDocument(namespace: string, report: FunctionReport): Record<string, unknown> {
+/**
+ * One CloudWatch embedded metric format document for a run, with the run's outcome beside the metrics. It is
+ * stamped with the time it is published, not the run's start: a run ends up to 15 minutes after it started, and
+ * a point stamped that far back can miss the evaluation of a 5-minute alarm.
+ */
+export function emfDocument(
+  namespace: string,
+  report: FunctionReport,
+  publishedAt: number,
+): Record<string, unknown> {
   const values = metricValues(report);
   const keys = (Object.keys(METRICS) as MetricKey[]).filter((key) => values[key] !== undefined);
   return {
     _aws: {
-      Timestamp: Date.parse(report.startedAt),
+      Timestamp: publishedAt,
       CloudWatchMetrics: [
         {
           Namespace: namespace,
@@ -83,6 +91,8 @@ export interface EmfMetricsOptions {
   readonly namespace: string;
   /** Receives one line of JSON per run; Lambda sends stdout to CloudWatch Logs, which extracts the metrics. */
   readonly writeLine: (line: string) => void;
+  /** Milliseconds since the epoch, the points' timestamp. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** Metrics as one embedded-metric-format line per run: no API call, no extra latency, no extra permission. */
@@ -90,6 +100,7 @@ export class EmfMetrics implements Metrics {
   constructor(private readonly options: EmfMetricsOptions) {}
 
   publish(report: FunctionReport): void {
-    this.options.writeLine(JSON.stringify(emfDocument(this.options.namespace, report)));
+    const publishedAt = (this.options.now ?? Date.now)();
+    this.options.writeLine(JSON.stringify(emfDocument(this.options.namespace, report, publishedAt)));
   }
 }

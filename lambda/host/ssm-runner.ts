@@ -590,12 +590,22 @@ export class SsmRunner implements HostRunner {
       : `arn:aws:ssm:<region>:${this.documentName ? '<account>' : ''}:document/${document}`;
     const detail = `${name}: ${errorMessage(err)}`;
     switch (name) {
-      case 'AccessDeniedException':
+      case 'AccessDeniedException': {
+        const grants = [
+          `the document ${document} (${documentArn})`,
+          `the instance arn:aws:ec2:<region>:<account>:instance/${this.instanceId}`,
+          ...(this.outputBucket !== undefined
+            ? [
+                `the output bucket arn:aws:s3:::${this.outputBucket}, which IAM checks because the command writes its output there`,
+              ]
+            : []),
+        ];
         return new SsmRunnerError(
           'RJ_SSM_ACCESS_DENIED',
-          `SendCommand was denied (${detail}): the role needs ssm:SendCommand on the document ${document} (${documentArn}) and on the instance arn:aws:ec2:<region>:<account>:instance/${this.instanceId}`,
+          `SendCommand was denied (${detail}): the role needs ssm:SendCommand on all of ${grants.join('; ')}. One of these grants is missing, or a permissions boundary or service control policy denies it`,
           { cause: err },
         );
+      }
       case 'InvalidInstanceId':
         return new SsmRunnerError(
           'RJ_SSM_INSTANCE',

@@ -5,7 +5,11 @@ import { succeededReport } from './report-fixtures.js';
 describe('metrics in CloudWatch embedded metric format', () => {
   it('writes one JSON line per run: every metric declared with its unit, the values at the top level', () => {
     const lines: string[] = [];
-    const metrics = new EmfMetrics({ namespace: 'RegistryJanitor', writeLine: (line) => lines.push(line) });
+    const metrics = new EmfMetrics({
+      namespace: 'RegistryJanitor',
+      writeLine: (line) => lines.push(line),
+      now: () => Date.parse('2026-01-01T03:00:42.500Z'),
+    });
 
     metrics.publish(succeededReport({ historyLocation: 's3://bucket/runs/a.json' }));
 
@@ -13,7 +17,7 @@ describe('metrics in CloudWatch embedded metric format', () => {
     expect(lines[0]).not.toContain('\n');
     expect(JSON.parse(lines[0] ?? '')).toEqual({
       _aws: {
-        Timestamp: Date.parse('2026-01-01T03:00:00.000Z'),
+        Timestamp: Date.parse('2026-01-01T03:00:42.500Z'),
         CloudWatchMetrics: [
           {
             Namespace: 'RegistryJanitor',
@@ -46,6 +50,24 @@ describe('metrics in CloudWatch embedded metric format', () => {
       headline: 'freed 1.50 MiB, deleted 3 manifests',
       historyLocation: 's3://bucket/runs/a.json',
     });
+  });
+
+  it('stamps the points with the time they are published, so a long run still lands in the current alarm period', () => {
+    const lines: string[] = [];
+    const startedAt = '2026-01-01T03:00:00.000Z';
+    const publishedAt = Date.parse('2026-01-01T03:14:30.000Z');
+    const metrics = new EmfMetrics({
+      namespace: 'N',
+      writeLine: (line) => lines.push(line),
+      now: () => publishedAt,
+    });
+
+    metrics.publish(succeededReport({ startedAt, durationSeconds: 870, outcome: 'failed' }));
+
+    const document = JSON.parse(lines[0] ?? '') as { _aws: { Timestamp: number } };
+    expect(document._aws.Timestamp).toBe(publishedAt);
+    expect(document._aws.Timestamp).not.toBe(Date.parse(startedAt));
+    expect(document).toMatchObject({ [METRICS.runFailed]: 1 });
   });
 
   it('leaves out what the run did not measure, and counts a failed run', () => {

@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import {
   GetSecretValueCommand,
   type ServiceInputTypes as SecretsInput,
@@ -39,7 +39,7 @@ export const DOCUMENT = 'RegistryJanitor-Maintenance';
 export const BUCKET = 'janitor-output';
 export const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:registry-janitor';
 export const SECRET = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry-janitor-AbCdEf';
-export const DISK_ALARM = 'registry-janitor-disk-used';
+export const DISK_ALARM = 'RegistryJanitor-registry-disk-used';
 export const NAMESPACE = 'RegistryJanitorTest';
 
 const REGION = 'eu-west-1';
@@ -162,10 +162,21 @@ export async function startHandlerFixture(options: FixtureOptions = {}): Promise
     env: gated?.env ?? docker.env,
     documents: { [DOCUMENT]: fakeDocument(documentContent()) },
   });
-  fake.s3Mock.on(PutObjectCommand).callsFake(async (input: { Bucket: string; Key: string; Body: string }) => {
-    fake.objects.set(`${input.Bucket}/${input.Key}`, String(input.Body));
-    return { $metadata: {} };
-  });
+  fake.s3Mock
+    .on(PutObjectCommand)
+    .callsFake(async (input: { Bucket: string; Key: string; Body: string; IfNoneMatch?: string }) => {
+      const key = `${input.Bucket}/${input.Key}`;
+      if (input.IfNoneMatch === '*' && fake.objects.has(key)) {
+        throw new S3ServiceException({
+          name: 'PreconditionFailed',
+          $fault: 'client',
+          message: 'At least one of the pre-conditions you specified did not hold',
+          $metadata: { httpStatusCode: 412 },
+        });
+      }
+      fake.objects.set(key, String(input.Body));
+      return { $metadata: {} };
+    });
   fake.s3Mock.on(DeleteObjectCommand).callsFake(async (input: { Bucket: string; Key: string }) => {
     fake.objects.delete(`${input.Bucket}/${input.Key}`);
     return { $metadata: {} };

@@ -28,7 +28,7 @@ describe('the sample events in events/', () => {
       'disk-alarm',
       {
         kind: 'alarm',
-        alarmName: 'registry-janitor-disk-used',
+        alarmName: 'RegistryJanitor-registry-disk-used',
         state: 'ALARM',
         reason: expect.stringMatching(/^Threshold Crossed/),
       },

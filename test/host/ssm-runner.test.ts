@@ -417,9 +417,34 @@ describe('SsmRunner against a mocked SSM', () => {
       .catch((e: unknown) => e);
 
     expect(error).toMatchObject({ name: 'SsmRunnerError', code: 'RJ_SSM_ACCESS_DENIED', cause: denied });
-    expect((error as Error).message).toMatch(
-      /needs ssm:SendCommand on the document RegistryJanitor-Maintenance .* and on the instance arn:aws:ec2:<region>:<account>:instance\/i-0123456789abcdef0/,
+    expect((error as Error).message).toBe(
+      'SendCommand was denied (AccessDeniedException: not authorized to perform: ssm:SendCommand): the role needs ssm:SendCommand on all of the document RegistryJanitor-Maintenance (arn:aws:ssm:<region>:<account>:document/RegistryJanitor-Maintenance); the instance arn:aws:ec2:<region>:<account>:instance/i-0123456789abcdef0. One of these grants is missing, or a permissions boundary or service control policy denies it',
     );
+  });
+
+  it('names the output bucket among the grants SendCommand needs when the output goes to S3', async () => {
+    const denied = new AccessDeniedException({
+      message: 'not authorized to perform: ssm:SendCommand on resource: arn:aws:s3:::janitor-output',
+      Message: 'not authorized to perform: ssm:SendCommand on resource: arn:aws:s3:::janitor-output',
+      $metadata: {},
+    });
+    ssmMock.on(SendCommandCommand).rejects(denied);
+
+    const error = await runner({
+      documentName: 'RegistryJanitor-Maintenance',
+      outputBucket: 'janitor-output',
+      s3,
+    })
+      .run('inventory', {})
+      .catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'RJ_SSM_ACCESS_DENIED', cause: denied });
+    const message = (error as Error).message;
+    expect(message).toContain(
+      'the document RegistryJanitor-Maintenance (arn:aws:ssm:<region>:<account>:document/RegistryJanitor-Maintenance)',
+    );
+    expect(message).toContain('the instance arn:aws:ec2:<region>:<account>:instance/i-0123456789abcdef0');
+    expect(message).toContain('the output bucket arn:aws:s3:::janitor-output');
   });
 
   it('says why SSM cannot reach an instance', async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { App } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -21,12 +24,12 @@ describe('cdk-nag AwsSolutions', () => {
     expect(findings(app)).toEqual([]);
   });
 
-  it('finds nothing unacknowledged with a secret by name, a VPC, an instance role and an email address', () => {
+  it('finds nothing unacknowledged with a secret by name, a VPC, an instance role with a path and an email address', () => {
     const { app } = synthStack({
       registrySecret: 'registry/login',
       vpcId: 'vpc-0123456789abcdef0',
       subnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
-      instanceRoleArn: 'arn:aws:iam::123456789012:role/registry-host',
+      instanceRoleArn: 'arn:aws:iam::123456789012:role/hosts/registry-host',
       notificationEmail: 'ops@example.com',
     });
 
@@ -42,6 +45,25 @@ describe('cdk-nag AwsSolutions', () => {
     });
 
     expect(findings(app)).toEqual([]);
+  });
+
+  it('finds nothing unacknowledged with a secret under a customer-managed key, a private CA and no reserved concurrency', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'registry-janitor-nag-'));
+    try {
+      const ca = join(dir, 'ca.pem');
+      writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const { app } = synthStack({
+        registrySecret: 'registry/login',
+        registrySecretKmsKeyArn:
+          'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        registryCaPem: ca,
+        reservedConcurrency: 0,
+      });
+
+      expect(findings(app)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('finds nothing unacknowledged with a secret by partial ARN', () => {

@@ -1,8 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type CfnElement, Duration, type Stack, TimeZone } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { IConstruct } from 'constructs';
@@ -11,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { diskUsedQuery, RegistryJanitorPropsError } from '../../infra/registry-janitor.js';
 import { ENV } from '../../lambda/aws/environment.js';
 import { PENDING_KEY } from '../../lambda/aws/history.js';
+import { LEASE_KEY } from '../../lambda/aws/lease.js';
 import { METRICS, REGISTRY_DIMENSION } from '../../lambda/aws/metrics.js';
 import { HOST_PARAMETERS, maintenanceScript } from '../../lambda/host/script.js';
 import { DEFAULT_STEP_NAME } from '../../lambda/host/ssm-runner.js';
@@ -66,6 +71,17 @@ describe('the function', () => {
       Timeout: 900,
       MemorySize: 1024,
     });
+  });
+
+  it.each([
+    [0, undefined],
+    [1, 1],
+    [2, 2],
+  ])('reserves %s executions as reservedConcurrency asks', (reservedConcurrency, reserved) => {
+    const { template } = synthConstruct({ reservedConcurrency });
+
+    const [, fn] = only(template, 'AWS::Lambda::Function');
+    expect(fn.ReservedConcurrentExecutions).toBe(reserved);
   });
 
   it('is invoked asynchronously without retries, for events at most an hour old, failures to an encrypted queue', () => {
@@ -156,6 +172,24 @@ describe('the function', () => {
     });
   });
 
+  it("trusts the registry's CA certificates, shipped beside the handler, through NODE_EXTRA_CA_CERTS", () => {
+    const notPem = fileURLToPath(new URL('../../host-setup/registry-janitor.service', import.meta.url));
+    expect(() => synthConstruct({ registryCaPem: notPem })).toThrow(/holds no PEM certificate/);
+
+    const dir = mkdtempSync(join(tmpdir(), 'registry-janitor-ca-'));
+    try {
+      const ca = join(dir, 'ca.pem');
+      writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const { template } = synthConstruct({ registryCaPem: ca });
+
+      const [, fn] = only(template, 'AWS::Lambda::Function');
+      const variables = (fn.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(variables.NODE_EXTRA_CA_CERTS).toBe('/var/task/registry-ca.pem');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('sets only the variables it has values for', () => {
     const { template } = synthConstruct();
 
@@ -183,32 +217,43 @@ describe('the function', () => {
     expect(variables[ENV.metricsNamespace]).toBe('RegistryJanitor');
   });
 
-  it('runs in the VPC given, with the ENI permissions Lambda needs there', () => {
-    const { template } = synthConstruct((scope) => {
+  it('runs in the VPC given, with the network-interface permissions Lambda needs there and no logs actions on *', () => {
+    const { template, stack, janitor } = synthConstruct((scope) => {
       const vpc = importedVpc(scope);
       return { vpc, vpcSubnets: { subnets: vpc.privateSubnets } };
     });
 
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      VpcConfig: {
-        SubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
-        SecurityGroupIds: Match.anyValue(),
-      },
+    const roleId = logicalId(stack, janitor.function.role);
+    const [, fn] = Object.entries(template.findResources('AWS::Lambda::Function'))[0] as [
+      string,
+      { Properties: Record<string, unknown>; DependsOn: string[] },
+    ];
+    expect(fn.Properties.VpcConfig).toMatchObject({
+      SubnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'],
     });
-    template.hasResourceProperties('AWS::IAM::Role', {
-      ManagedPolicyArns: Match.arrayWith([
-        {
-          'Fn::Join': [
-            '',
-            [
-              'arn:',
-              { Ref: 'AWS::Partition' },
-              ':iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
-            ],
-          ],
-        },
-      ]),
+    const statements = functionStatements(template, roleId);
+    expect(statements).toContainEqual({
+      Sid: 'ManageNetworkInterfacesInVpc',
+      Effect: 'Allow',
+      Action: [
+        'ec2:CreateNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DescribeSubnets',
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
+      Resource: '*',
     });
+    expect(statements.flatMap(actions).filter((a) => a.startsWith('logs:'))).not.toHaveLength(0);
+    const onEverything = statements.filter((s) => s.Resource === '*').flatMap(actions);
+    expect(onEverything.filter((a) => a.startsWith('logs:'))).toEqual([]);
+    expect(template.toJSON().Resources[roleId].Properties.ManagedPolicyArns).toBeUndefined();
+    // Lambda checks the network-interface permissions when it creates the function: the policy must exist first.
+    const [policyId] = Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([, policy]) => text(policy.Properties.Roles) === text([{ Ref: roleId }]))
+      .map(([id]) => id);
+    expect(fn.DependsOn).toContain(policyId);
   });
 });
 
@@ -221,7 +266,7 @@ function importedVpc(scope: Stack): ec2.IVpc {
 }
 
 describe("the function's permissions", () => {
-  it('send commands with exactly the document and the instance', () => {
+  it('send commands with exactly the document, the instance and the output bucket', () => {
     const { template, stack, janitor } = synthConstruct();
 
     const statements = functionStatements(template, logicalId(stack, janitor.function.role));
@@ -248,6 +293,7 @@ describe("the function's permissions", () => {
             ],
           },
           instanceArn,
+          { 'Fn::GetAtt': [logicalId(stack, janitor.outputBucket), 'Arn'] },
         ],
       },
     ]);
@@ -279,7 +325,7 @@ describe("the function's permissions", () => {
     });
   });
 
-  it('read command output, write run reports and settle the pending record, in the bucket only', () => {
+  it('read command output, write run reports, settle the pending record and hold the run lease, in the bucket only', () => {
     const { template, stack, janitor } = synthConstruct();
 
     const bucketArn = { 'Fn::GetAtt': [logicalId(stack, janitor.outputBucket), 'Arn'] };
@@ -288,9 +334,17 @@ describe("the function's permissions", () => {
     const s3 = statements.filter((s) => actions(s).some((a) => a.startsWith('s3:')));
     expect(s3).toEqual([
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn },
-      { Effect: 'Allow', Action: 's3:GetObject', Resource: [objects('/ssm/*'), objects(`/${PENDING_KEY}`)] },
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [objects('/ssm/*'), objects(`/${PENDING_KEY}`), objects(`/${LEASE_KEY}`)],
+      },
       { Effect: 'Allow', Action: 's3:PutObject', Resource: objects('/runs/*') },
-      { Effect: 'Allow', Action: 's3:DeleteObject', Resource: objects(`/${PENDING_KEY}`) },
+      {
+        Effect: 'Allow',
+        Action: 's3:DeleteObject',
+        Resource: [objects(`/${PENDING_KEY}`), objects(`/${LEASE_KEY}`)],
+      },
     ]);
   });
 
@@ -305,7 +359,44 @@ describe("the function's permissions", () => {
     });
   });
 
-  it("let the registry instance's role write command output, when the role is given", () => {
+  it('decrypt the registry secret with its customer-managed key, through Secrets Manager only', () => {
+    const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const { template, stack, janitor } = synthConstruct((scope) => ({
+      registrySecret: secretsmanager.Secret.fromSecretNameV2(scope, 'Secret', 'registry/login'),
+      registrySecretKey: kms.Key.fromKeyArn(scope, 'Key', keyArn),
+    }));
+
+    const statements = functionStatements(template, logicalId(stack, janitor.function.role));
+    expect(statements.filter((s) => actions(s).some((a) => a.startsWith('kms:')))).toEqual([
+      {
+        Sid: 'DecryptRegistrySecret',
+        Effect: 'Allow',
+        Action: 'kms:Decrypt',
+        Resource: keyArn,
+        Condition: {
+          StringEquals: {
+            'kms:ViaService': {
+              'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.amazonaws.com']],
+            },
+          },
+        },
+      },
+    ]);
+  });
+
+  it('refuse a key without the secret it encrypts', () => {
+    expect(() =>
+      synthConstruct((scope) => ({
+        registrySecretKey: kms.Key.fromKeyArn(
+          scope,
+          'Key',
+          'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        ),
+      })),
+    ).toThrow(/registrySecretKey is the key of registrySecret: give the secret too/);
+  });
+
+  it("let the registry instance's role write command output", () => {
     const { template, stack, janitor } = synthConstruct((scope) => ({
       instanceRole: iam.Role.fromRoleArn(scope, 'HostRole', 'arn:aws:iam::123456789012:role/registry-host'),
     }));
@@ -510,6 +601,17 @@ describe('the disk alarm', () => {
     expect(agent.metrics.append_dimensions.InstanceId).toMatch(/^\$\{aws:InstanceId\}$/);
     expect(agent.metrics.metrics_collected.disk.measurement).toContain('used_percent');
     expect(agent.metrics.metrics_collected.disk.resources).toContain(cdkJson.context.diskPath);
+  });
+
+  it('is named as diskAlarmName says, and by CloudFormation without it', () => {
+    synthConstruct({ diskAlarmName: 'registry-disk-used' }).template.hasResourceProperties(
+      'AWS::CloudWatch::Alarm',
+      { AlarmName: 'registry-disk-used', Metrics: Match.anyValue() },
+    );
+    synthConstruct().template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: Match.absent(),
+      Metrics: Match.anyValue(),
+    });
   });
 
   it('starts the function when it goes into ALARM', () => {
@@ -722,7 +824,16 @@ describe('props the construct refuses', () => {
       /container \(RJ_CONTAINER\) "registry; reboot": expected a container name/,
     ],
     [{ instanceId: 'registry-host' }, /INSTANCE_ID: expected an EC2 instance id/],
-    [{ maxDelete: 2.5 }, /MAX_DELETE: expected a whole number from 0 to \d+, got "2.5"/],
+    [{ maxDelete: 2.5 }, /MAX_DELETE: expected a whole number ≥ 0, got "2.5"/],
+    [
+      { registryCaPem: '/nonexistent/ca.pem' },
+      /registryCaPem: "\/nonexistent\/ca.pem" cannot be read \(ENOENT\)/,
+    ],
+    [{ diskAlarmName: 'disk\nalarm' }, /diskAlarmName must be 1 to 255 printable ASCII characters/],
+    [
+      { reservedConcurrency: -1 },
+      /reservedConcurrency must be 0 \(no reservation\) or a whole number .*, got -1/,
+    ],
     [
       { policy: { defaults: { keepLast: 1, keepTags: ['x'.repeat(4000)] } } },
       /environment would be about \d+ bytes/,
