@@ -87,5 +87,5 @@ describe('the bundled function', () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-  }, 60_000);
+  }, 120_000);
 });
