@@ -2,13 +2,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Construct } from 'constructs';
 import { INSTANCE_ID } from '../lambda/aws/identifiers.js';
-import { registryOrigin } from '../lambda/config.js';
 import { distance } from '../lambda/domain/edit-distance.js';
 import { buildPolicy, PolicyError } from '../lambda/domain/policy.js';
 import { decimalNumber } from '../lambda/domain/quantity.js';
 import { HOST_PARAMETERS } from '../lambda/host/script.js';
 import type { HostParams } from '../lambda/ports.js';
 import { redactText } from '../lambda/redact.js';
+import { registryOrigin } from '../lambda/registry/address.js';
 
 /** The context keys the stack reads (cdk.json, or `-c key=value`). */
 export const CONTEXT = {

@@ -27,10 +27,10 @@ import { PENDING_KEY, RUNS_PREFIX } from '../lambda/aws/history.js';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
 import { LEASE_KEY } from '../lambda/aws/lease.js';
 import { METRICS, REGISTRY_DIMENSION, registryDimension } from '../lambda/aws/metrics.js';
-import { withoutCredentials } from '../lambda/config.js';
 import type { PolicyFile } from '../lambda/domain/policy.js';
 import { DEFAULT_STEP_NAME, documentContent, shellQuote } from '../lambda/host/ssm-runner.js';
 import { redactText } from '../lambda/redact.js';
+import { withoutCredentials } from '../lambda/registry/address.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));

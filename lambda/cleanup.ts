@@ -11,7 +11,7 @@ import {
   revisionsPushedSince,
 } from './domain/plan.js';
 import type { Policy } from './domain/policy.js';
-import { errorMessage } from './error-message.js';
+import { errorCode, errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type {
   Clock,
@@ -132,9 +132,6 @@ export interface DeletionReport {
 
 /** The code of a plan not carried out because it deletes more manifests than its cap allows. */
 export const MAX_DELETE_CODE = 'RJ_MAX_DELETE';
-
-const errorCode = (error: unknown) =>
-  typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
 
 /** Errors after which no further delete can succeed: the registry refuses deletes as configured. */
 const STOPPING_CODES: ReadonlySet<string> = new Set(['RJ_DELETE_DISABLED', 'RJ_READ_ONLY', 'RJ_AUTH']);

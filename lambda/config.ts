@@ -26,6 +26,8 @@ import { parseSavedPlan } from './domain/saved-plan.js';
 import { errorMessage } from './error-message.js';
 import { HostParameterError, hostEnvironment } from './host/script.js';
 import type { HostParams } from './ports.js';
+import { registryOrigin, withoutCredentials } from './registry/address.js';
+import { CONCURRENCY } from './registry/client.js';
 
 export type CredentialSource =
   | { readonly kind: 'none' }
@@ -95,7 +97,6 @@ export class UsageError extends Error {
 
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_TIMEOUT = '1h';
-export const CONCURRENCY = wholeNumber({ min: 1, max: 64 });
 // Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay fires at once.
 export const TIMEOUT = duration({ positive: true, max: 24 * DAY_MS, examples: ['30m', '2h'] });
 const REGISTRY_PORT = wholeNumber({ min: 1, max: 65_535 });
@@ -113,30 +114,6 @@ function readFlag(
   if (reading.ok) return reading.value;
   problems.push(`--${flag}: ${reading.problem}`);
   return undefined;
-}
-
-/** http(s) origin of the registry; a trailing `/` or `/v2/` is accepted and dropped. */
-export function registryOrigin(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-  if (url.username || url.password || url.search || url.hash) return undefined;
-  if (!['', '/', '/v2', '/v2/'].includes(url.pathname)) return undefined;
-  return url.origin;
-}
-
-/** A URL that carries a user name or password, without them; undefined for any other text. */
-export function withoutCredentials(value: string): string | undefined {
-  if (!URL.canParse(value)) return undefined;
-  const url = new URL(value);
-  if (!url.username && !url.password) return undefined;
-  url.username = '';
-  url.password = '';
-  return registryOrigin(url.href) ?? url.href;
 }
 
 export interface ParsedArgs {

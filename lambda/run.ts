@@ -16,6 +16,7 @@ import { cleanWouldStop, type Plan, type PlanTotals } from './domain/plan.js';
 import { buildPolicy, type Policy, type RuleInput } from './domain/policy.js';
 import type { Reclaim } from './domain/reclaim.js';
 import { repositoryFilter } from './domain/selection.js';
+import { errorCode } from './error-message.js';
 import { createLimit } from './limit.js';
 import type { Clock, HostAction, HostParams, HostRun, HostRunner, Registry, StorageLister } from './ports.js';
 import { formatBytes, plural } from './report/format.js';
@@ -171,9 +172,6 @@ type Draft = Omit<FunctionReport, 'outcome' | 'headline' | 'durationSeconds' | '
   /** Why the run did not start: another one holds the lease. */
   readonly skipped?: string;
 };
-
-const errorCode = (error: unknown) =>
-  typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
 
 /** Errors of this project carry a stable `code` and a message that says what to fix; others get their name. */
 function describeError(error: unknown): string {

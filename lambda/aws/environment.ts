@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { CONCURRENCY, registryOrigin, withoutCredentials } from '../config.js';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
 import { type Quantity, wholeNumber } from '../domain/quantity.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
 import type { HostParams } from '../ports.js';
+import { registryOrigin, withoutCredentials } from '../registry/address.js';
+import { CONCURRENCY } from '../registry/client.js';
 import { ARN, INSTANCE_ID, S3_BUCKET, SSM_DOCUMENT } from './identifiers.js';
 
 /**

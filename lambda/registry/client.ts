@@ -11,6 +11,7 @@ import {
   printable,
 } from '../domain/names.js';
 import type { DeleteCheck } from '../domain/plan.js';
+import { wholeNumber } from '../domain/quantity.js';
 import type { DeleteOutcome, FetchedManifest, Registry } from '../ports.js';
 import { redactText } from '../redact.js';
 import {
@@ -136,6 +137,9 @@ const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
  */
 export const PROBE_DIGEST = `sha256:${'0'.repeat(64)}` as Digest;
 const GENERIC_CONTENT_TYPES = new Set(['', 'application/json', 'text/plain', 'application/octet-stream']);
+
+/** Requests in flight the client allows at once: each is a connection of its pool. */
+export const CONCURRENCY = wholeNumber({ min: 1, max: 64 });
 
 /** The registry's HTTP API v2 over undici, implementing the Registry port. */
 export class RegistryClient implements Registry {

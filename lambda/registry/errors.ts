@@ -1,3 +1,4 @@
+import { errorCode } from '../error-message.js';
 export type RegistryErrorCode =
   | 'RJ_HTTP'
   | 'RJ_AUTH'
@@ -164,9 +165,4 @@ function describeFailure(code: RegistryRequestError['code'], cause: unknown): st
   return `failed${detail ? ` (${detail})` : ''}`;
 }
 
-export function errorCode(error: unknown): string | undefined {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') {
-    return error.code;
-  }
-  return undefined;
-}
+export { errorCode } from '../error-message.js';

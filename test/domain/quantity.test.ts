@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CONCURRENCY, TIMEOUT } from '../../lambda/config.js';
+import { TIMEOUT } from '../../lambda/config.js';
 import { KEEP_DAYS, KEEP_LAST, UNTAGGED_GRACE } from '../../lambda/domain/policy.js';
 import { DAY_MS, formatDuration, type Quantity } from '../../lambda/domain/quantity.js';
+import { CONCURRENCY } from '../../lambda/registry/client.js';
 
 const read = (quantity: Quantity, value: unknown) => quantity.read(value);
 const refused = (quantity: Quantity, value: unknown) => {
