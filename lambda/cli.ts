@@ -332,7 +332,7 @@ export async function run(argv: readonly string[], terminal: CliIo): Promise<num
     return usageFailure(io, error, parsed?.command ?? argv.find((arg) => !arg.startsWith('-')));
   }
   if (config.credentials.kind !== 'none') redactor.addCredentials(config.credentials);
-  for (const warning of config.warnings) io.stderr.write(`warning: ${warning}\n`);
+  for (const warning of config.warnings) io.stderr.write(fitText(`warning: ${warning}\n`, width));
   try {
     return await execute(config, io);
   } catch (error) {

@@ -182,6 +182,13 @@ export const OPTIONS = {
     commands: SCANNING,
     help: 'leave untagged manifests younger than this (0, 90m, 1h30m, 7d; default 24h)',
   },
+  'untagged-only': {
+    type: 'boolean',
+    group: 'Policy',
+    commands: SCANNING,
+    help: 'delete only untagged manifests that nothing kept needs; keep every tag',
+    doc: 'Delete only untagged manifests nothing kept needs, past `--untagged-grace`; keep every tag, in every rule of `--policy` too. A rule on its own: the safe first cleanup. Needs `--storage-root` or `--storage-from-host` to see them.',
+  },
   policy: {
     type: 'string',
     value: 'FILE',

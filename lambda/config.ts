@@ -14,6 +14,7 @@ import { compileTagPattern } from './domain/pattern.js';
 import type { Plan } from './domain/plan.js';
 import {
   buildPolicy,
+  idleWithUntaggedOnly,
   KEEP_DAYS,
   KEEP_LAST,
   type Policy,
@@ -100,6 +101,12 @@ const DEFAULT_TIMEOUT = '1h';
 // Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay fires at once.
 export const TIMEOUT = duration({ positive: true, max: 24 * DAY_MS, examples: ['30m', '2h'] });
 const REGISTRY_PORT = wholeNumber({ min: 1, max: 65_535 });
+/** The flags that set fields of the command line's rule. */
+const RULE_FLAGS: Partial<Record<keyof RuleInput, OptionName>> = {
+  keepLast: 'keep-last',
+  keepDays: 'keep-days',
+  keepTags: 'keep-tag',
+};
 const UPLOAD_WAIT = duration({ max: DAY_MS, examples: ['0', '90s', '5m'] });
 
 /** A flag's value read by its quantity; a problem names the flag. */
@@ -240,6 +247,12 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     if (!reading.ok) problems.push(`--keep-tag: ${reading.problem}`);
   }
   if (v['keep-tag']) flagRule.keepTags = v['keep-tag'];
+  if (v['untagged-only']) flagRule.untaggedOnly = true;
+  for (const field of idleWithUntaggedOnly(flagRule)) {
+    problems.push(
+      `--${RULE_FLAGS[field] ?? field}: does nothing with --untagged-only, which keeps every tagged image: give one of them`,
+    );
+  }
 
   let policyFile: unknown;
   if (v.policy !== undefined) {
@@ -293,6 +306,20 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   }
 
   const warnings: string[] = [];
+  const untaggedOnly = policy
+    ? [policy.defaults, ...policy.rules.map((entry) => entry.rule)].filter(
+        (r) => r.untaggedOnly && !r.protect,
+      )
+    : [];
+  const storageSeen = v['storage-root'] !== undefined || v['storage-from-host'] === true;
+  if (untaggedOnly.length > 0 && !storageSeen && (command === 'plan' || command === 'clean') && !savedPlan) {
+    const which = v['untagged-only']
+      ? '--untagged-only'
+      : `${untaggedOnly.map((r) => r.source).join(', ')} of ${v.policy}`;
+    warnings.push(
+      `${which}: only untagged manifests are deleted, and the scan sees them only with --storage-root or --storage-from-host; without one, it deletes nothing`,
+    );
+  }
   const credentials = await resolveCredentials(v, registryUrl, sources, problems);
   if (problems.length > 0 || !policy || !registryUrl || !command) throw new UsageError(problems);
   return {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
-import { type Quantity, wholeNumber } from '../domain/quantity.js';
+import { duration, type Quantity, wholeNumber } from '../domain/quantity.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
 import type { HostParams } from '../ports.js';
 import { registryOrigin, withoutCredentials } from '../registry/address.js';
@@ -79,7 +79,7 @@ function json(text: string | undefined, name: string, problems: string[]): unkno
   }
 }
 
-const GC_WAIT_SECONDS = wholeNumber({ min: 10, max: 840 });
+const GC_WAIT = duration({ unit: 's', min: 10_000, max: 840_000, examples: ['600', '10m', '7m30s'] });
 
 const globList = z.array(z.string().min(1).max(256)).max(100);
 
@@ -187,7 +187,7 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
     return fallback;
   };
   const concurrency = number(ENV.concurrency, 8, CONCURRENCY);
-  const gcWaitSeconds = number(ENV.gcWaitSeconds, 600, GC_WAIT_SECONDS);
+  const gcWaitSeconds = Math.round(number(ENV.gcWaitSeconds, 600_000, GC_WAIT) / 1000);
   const maxDelete = get(ENV.maxDelete) === undefined ? undefined : number(ENV.maxDelete, 0, wholeNumber());
   const metricsNamespace = get(ENV.metricsNamespace) ?? 'RegistryJanitor';
 

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { printable } from '../domain/names.js';
 import {
+  type GroupInput,
+  groupSchema,
+  idleWithUntaggedOnly,
   KEEP_DAYS,
   KEEP_LAST,
   keepDaysField,
@@ -34,6 +37,9 @@ export interface Overrides {
   readonly keepDays?: number | string;
   readonly keepTags?: readonly string[];
   readonly untaggedGrace?: number | string;
+  readonly groups?: readonly GroupInput[];
+  /** True holds for every rule of the policy: the run deletes only untagged manifests. */
+  readonly untaggedOnly?: boolean;
   /** Replaces the configured cap for this run. */
   readonly maxDelete?: number;
 }
@@ -86,17 +92,41 @@ const OVERRIDE_FIELDS = {
     accepts: 'an array of RE2 regular expressions, e.g. ["^v1"]',
   },
   untaggedGrace: { schema: untaggedGraceField, accepts: UNTAGGED_GRACE.expected },
+  groups: {
+    schema: z.array(groupSchema),
+    accepts: 'an array of tag groups, e.g. [{"tags":"^rc-","keepLast":5}]',
+  },
+  untaggedOnly: {
+    schema: z.boolean(),
+    accepts: 'true or false (true deletes only untagged manifests that nothing kept needs)',
+  },
   maxDelete: {
     schema: z.number().int().min(0),
     accepts: 'a whole number ≥ 0: the most manifests this run may delete, e.g. 500',
   },
 } as const;
 
-const overridesSchema = z.strictObject(
-  Object.fromEntries(
-    Object.entries(OVERRIDE_FIELDS).map(([name, field]) => [name, field.schema.optional()]),
-  ) as { [K in keyof typeof OVERRIDE_FIELDS]: z.ZodOptional<(typeof OVERRIDE_FIELDS)[K]['schema']> },
-);
+const GROUP_FIELDS: Record<string, string> = {
+  tags: 'an RE2 regular expression, e.g. "^rc-"',
+  keepLast: KEEP_LAST.expected,
+  keepDays: KEEP_DAYS.expected,
+};
+
+const overridesSchema = z
+  .strictObject(
+    Object.fromEntries(
+      Object.entries(OVERRIDE_FIELDS).map(([name, field]) => [name, field.schema.optional()]),
+    ) as { [K in keyof typeof OVERRIDE_FIELDS]: z.ZodOptional<(typeof OVERRIDE_FIELDS)[K]['schema']> },
+  )
+  .superRefine((overrides, ctx) => {
+    for (const field of idleWithUntaggedOnly(overrides)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [field],
+        message: 'does nothing with untaggedOnly: true, which keeps every tagged image: give one of them',
+      });
+    }
+  });
 
 const scheduleSchema = z.strictObject({ trigger: z.literal('schedule') });
 
@@ -159,10 +189,10 @@ function issuesToProblems(
   issues: readonly z.core.$ZodIssue[],
   input: unknown,
   accepts: (path: readonly PropertyKey[]) => string | undefined,
-  unknownField: (key: string) => string,
+  unknownField: (key: string, path: readonly PropertyKey[]) => string,
 ): string[] {
   return issues.flatMap((issue) => {
-    if (issue.code === 'unrecognized_keys') return issue.keys.map(unknownField);
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownField(key, issue.path));
     const path = pathText(issue.path);
     if (issue.code === 'custom') return [`${path}: ${issue.message}`];
     const expected = accepts(issue.path) ?? issue.message;
@@ -178,8 +208,14 @@ function parseOverrides(input: Record<string, unknown>): Overrides {
     issuesToProblems(
       parsed.error.issues,
       input,
-      (path) => OVERRIDE_FIELDS[path[0] as keyof typeof OVERRIDE_FIELDS]?.accepts,
-      (key) => `unknown field ${JSON.stringify(key)}: an on-demand run accepts ${names.join(', ')}`,
+      (path) =>
+        path[0] === 'groups' && path.length > 2
+          ? GROUP_FIELDS[String(path[2])]
+          : OVERRIDE_FIELDS[path[0] as keyof typeof OVERRIDE_FIELDS]?.accepts,
+      (key, path) =>
+        path.length > 0
+          ? `${pathText(path)}: unknown field ${JSON.stringify(key)}: a group takes ${Object.keys(GROUP_FIELDS).join(', ')}`
+          : `unknown field ${JSON.stringify(key)}: an on-demand run accepts ${names.join(', ')}`,
     ),
   );
 }

@@ -1,5 +1,6 @@
 import type { Inventory, Manifest, Repository } from './inventory.js';
 import type { Digest } from './names.js';
+import type { TagPattern } from './pattern.js';
 import { describeRule, type Policy, type Rule, ruleFor } from './policy.js';
 import { DAY_MS, formatDuration } from './quantity.js';
 import { byRecency, imageTimes, type Recency } from './recency.js';
@@ -188,6 +189,16 @@ function imageTime(manifest: Manifest, byDigest: Map<Digest, Manifest>, now: num
   return { ...built, warnings };
 }
 
+/** The images one ranking orders: a group's (`tags` set) or the rule's own, with its count and age. */
+interface Ranking {
+  readonly tags?: TagPattern;
+  readonly keepLast?: number;
+  readonly keepDays?: number;
+  /** Its images with a plausible time, newest first. */
+  readonly ranked: Node[];
+  readonly rank: Map<Digest, number>;
+}
+
 interface Node {
   readonly manifest: Manifest;
   readonly tags: string[];
@@ -260,7 +271,8 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     return true;
   };
 
-  // Images: rank distinct digests by time, newest first; unknown times are never deleted.
+  // Images are ranked by time, newest first, in each ranking one of their tags belongs to: that of every group
+  // the tag matches, or the rule's own when it matches none. Unknown times are never deleted.
   const images = [...nodes.values()].filter((node) => node.role === 'image');
   for (const node of images) node.clock = imageTime(node.manifest, byDigest, now);
   const recency = (node: Node): Recency => ({
@@ -268,16 +280,37 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     at: Date.parse(node.clock?.time?.at ?? ''),
     ...(node.clock?.built !== undefined ? { built: node.clock.built } : {}),
   });
-  const ranked = images
-    .filter((node) => node.clock?.time !== undefined)
-    .sort((a, b) => byRecency(recency(a), recency(b)));
-  const rank = new Map(ranked.map((node, index) => [node.manifest.digest, index]));
+  const plainTags = (node: Node) => node.tags.filter((tag) => referrerTagSubject(tag) === undefined);
+  const groupRankings: Ranking[] = rule.groups.map((group) => ({ ...group, ranked: [], rank: new Map() }));
+  const ownRanking: Ranking = {
+    keepLast: rule.keepLast,
+    keepDays: rule.keepDays,
+    ranked: [],
+    rank: new Map(),
+  };
+  const rankingsOfTag = new Map<string, Ranking[]>();
+  for (const node of images) {
+    for (const tag of plainTags(node)) {
+      const matched = groupRankings.filter((ranking) => ranking.tags?.test(tag));
+      const rankings = matched.length > 0 ? matched : [ownRanking];
+      rankingsOfTag.set(tag, rankings);
+      // A node's tags are visited one after another: the last image ranked is the one to compare with.
+      for (const ranking of rankings) {
+        if (node.clock?.time !== undefined && ranking.ranked.at(-1) !== node) ranking.ranked.push(node);
+      }
+    }
+  }
+  for (const ranking of [...groupRankings, ownRanking]) {
+    ranking.ranked.sort((a, b) => byRecency(recency(a), recency(b)));
+    for (const [position, node] of ranking.ranked.entries()) ranking.rank.set(node.manifest.digest, position);
+  }
   const label = (node: Node) =>
     node.tags.find((tag) => referrerTagSubject(tag) === undefined) ?? short(node.manifest.digest);
   // How a tie at keep-last's cut was broken: against the first image past the cut, or the last one before it.
-  const tieAtCut = (node: Node, position: number): string | undefined => {
-    if (rule.keepLast === undefined || rule.keepLast === 0) return undefined;
-    const other = ranked[position < rule.keepLast ? rule.keepLast : rule.keepLast - 1];
+  const tieAtCut = (ranking: Ranking, node: Node, position: number): string | undefined => {
+    const { keepLast } = ranking;
+    if (keepLast === undefined || keepLast === 0) return undefined;
+    const other = ranking.ranked[position < keepLast ? keepLast : keepLast - 1];
     if (!other || other === node || recency(other).at !== recency(node).at) return undefined;
     const same =
       node.clock?.time?.source === 'created' ? 'built at the same time as' : 'pushed in the same second as';
@@ -294,49 +327,58 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
             : `${newer ? 'newer' : 'older'} by build time`;
     return `${same} ${label(other)}, ${by}`;
   };
+  const among = (ranking: Ranking) =>
+    `${ranking.keepLast} most recent${ranking.tags ? ` of /${ranking.tags.source}/` : ''}`;
 
   for (const node of images) {
     const time = node.clock?.time;
     const age = time ? now - Date.parse(time.at) : undefined;
     const ageText = time && age !== undefined ? `${time.source} ${formatDuration(age)} ago` : undefined;
-    const position = rank.get(node.manifest.digest);
-    const imageReason = (): string | undefined => {
-      if (rule.protect) return `repository protected by ${rule.source}`;
-      if (position !== undefined && rule.keepLast !== undefined && position < rule.keepLast) {
-        const tie = tieAtCut(node, position);
-        return `among ${rule.keepLast} most recent (#${position + 1}${tie ? `; ${tie}` : ''})`;
+    const keptBy = (ranking: Ranking): string | undefined => {
+      const position = ranking.rank.get(node.manifest.digest);
+      if (position !== undefined && ranking.keepLast !== undefined && position < ranking.keepLast) {
+        const tie = tieAtCut(ranking, node, position);
+        return `among ${among(ranking)} (#${position + 1}${tie ? `; ${tie}` : ''})`;
       }
-      if (age !== undefined && rule.keepDays !== undefined && age < rule.keepDays * DAY_MS) {
-        return `${ageText}, within ${rule.keepDays}d`;
+      if (age !== undefined && ranking.keepDays !== undefined && age < ranking.keepDays * DAY_MS) {
+        return `${ageText}, within ${ranking.keepDays}d${ranking.tags ? ` for /${ranking.tags.source}/` : ''}`;
+      }
+      return undefined;
+    };
+    const staleBy = (ranking: Ranking): string | undefined => {
+      if (ranking.keepLast === undefined) return undefined;
+      const position = ranking.rank.get(node.manifest.digest);
+      const tie = position !== undefined ? tieAtCut(ranking, node, position) : undefined;
+      return `not among ${among(ranking)}${tie ? ` (${tie})` : ''}`;
+    };
+    const rankings = (tag: string) => rankingsOfTag.get(tag) ?? [];
+    const tagReason = (tag: string): string | undefined => {
+      if (rule.protect) return `repository protected by ${rule.source}`;
+      if (rule.untaggedOnly) return 'untagged-only rule';
+      const pattern = rule.keepTags.find((keepTag) => keepTag.test(tag));
+      if (pattern) return `matches keep-tag /${pattern.source}/`;
+      for (const ranking of rankings(tag)) {
+        const reason = keptBy(ranking);
+        if (reason !== undefined) return reason;
       }
       if (!time) return 'no plausible push or build time';
       return undefined;
     };
-    const byImage = imageReason();
-    for (const tag of node.tags) {
-      if (referrerTagSubject(tag) !== undefined) continue;
-      const pattern = rule.keepTags.find((keepTag) => keepTag.test(tag));
-      const reason = pattern ? `matches keep-tag /${pattern.source}/` : byImage;
+    for (const tag of plainTags(node)) {
+      const reason = tagReason(tag);
       if (reason !== undefined) tagDecisions.set(tag, { decision: 'keep', reason });
     }
     const keptTag = node.tags.find((tag) => tagDecisions.get(tag)?.decision === 'keep');
     if (keptTag !== undefined) {
       kept(node, `tag ${keptTag}: ${tagDecisions.get(keptTag)?.reason}`);
-      for (const tag of node.tags) {
-        if (referrerTagSubject(tag) === undefined && !tagDecisions.has(tag)) {
+      for (const tag of plainTags(node)) {
+        if (!tagDecisions.has(tag)) {
           tagDecisions.set(tag, { decision: 'keep', reason: `digest shared with kept tag ${keptTag}` });
         }
       }
     } else {
-      const tie = position !== undefined ? tieAtCut(node, position) : undefined;
-      const staleWhy = [
-        ageText,
-        rule.keepLast !== undefined
-          ? `not among ${rule.keepLast} most recent${tie ? ` (${tie})` : ''}`
-          : undefined,
-      ].filter(Boolean);
-      for (const tag of node.tags) {
-        if (referrerTagSubject(tag) !== undefined) continue;
+      for (const tag of plainTags(node)) {
+        const staleWhy = [ageText, ...rankings(tag).map(staleBy)].filter(Boolean);
         tagDecisions.set(tag, { decision: 'delete', reason: `stale: ${staleWhy.join(', ')}` });
       }
     }
@@ -367,16 +409,25 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     if (node.subject === undefined) continue;
     referrersOf.set(node.subject, [...(referrersOf.get(node.subject) ?? []), node]);
   }
-  const queue = [...nodes.values()].filter((node) => node.decision === 'keep');
-  for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
-    for (const child of next.manifest.children) {
-      const childNode = nodes.get(child.digest);
-      if (childNode && kept(childNode, `child of kept index ${label(next)}`)) queue.push(childNode);
+  const keepNeeded = (queue: Node[]) => {
+    for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+      for (const child of next.manifest.children) {
+        const childNode = nodes.get(child.digest);
+        if (childNode && kept(childNode, `child of kept index ${label(next)}`)) queue.push(childNode);
+      }
+      for (const referrer of referrersOf.get(next.manifest.digest) ?? []) {
+        if (kept(referrer, `${referrerKind(referrer)} of kept ${next.manifest.kind} ${label(next)}`))
+          queue.push(referrer);
+      }
     }
-    for (const referrer of referrersOf.get(next.manifest.digest) ?? []) {
-      if (kept(referrer, `${referrerKind(referrer)} of kept ${next.manifest.kind} ${label(next)}`))
-        queue.push(referrer);
-    }
+  };
+  keepNeeded([...nodes.values()].filter((node) => node.decision === 'keep'));
+  // An untagged-only rule also keeps the tagged manifests nothing above kept (a signature whose subject is
+  // gone, say), and what they need.
+  if (rule.untaggedOnly) {
+    const tagged = [...nodes.values()].filter((node) => node.tags.length > 0 && node.decision !== 'keep');
+    for (const node of tagged) kept(node, 'untagged-only rule');
+    keepNeeded(tagged);
   }
 
   // Everything else goes, each with the reason it is no longer needed.

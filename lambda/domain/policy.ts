@@ -1,7 +1,7 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
 import { compileTagPattern, type TagPattern } from './pattern.js';
-import { DAY_MS, duration, formatDuration, type Quantity, wholeNumber } from './quantity.js';
+import { DAY_MS, duration, formatDuration, type Quantity, shown, wholeNumber } from './quantity.js';
 
 export const KEEP_LAST = wholeNumber({ example: '10' });
 export const KEEP_DAYS = duration({ unit: 'd', examples: ['30', '36h', '2w'] });
@@ -45,10 +45,32 @@ export const keepDaysField = quantityField(numberOrText, KEEP_DAYS, {
 export const untaggedGraceField = quantityField(numberOrText, UNTAGGED_GRACE, {
   anyOf: [{ const: 0 }, { type: 'string', pattern: UNTAGGED_GRACE.pattern }],
 });
-export const tagPatternField = z.string().superRefine((value, ctx) => {
-  const reading = compileTagPattern(value);
-  if (!reading.ok) ctx.addIssue({ code: 'custom', message: reading.problem });
-});
+export const tagPatternField = z
+  .string({ error: (issue) => `expected an RE2 regular expression such as "^v1", got ${shown(issue.input)}` })
+  .superRefine((value, ctx) => {
+    const reading = compileTagPattern(value);
+    if (!reading.ok) ctx.addIssue({ code: 'custom', message: reading.problem });
+  });
+
+const GROUP_NEEDS_RETENTION =
+  'a group keeps its images by keepLast or keepDays: give one (keepLast 0 keeps none of them by count)';
+
+export const groupSchema = z
+  .strictObject({
+    tags: tagPatternField.describe(
+      'An image belongs to the group when one of its tags matches this RE2 regular expression, e.g. "^rc-".',
+    ),
+    keepLast: keepLastField.optional().describe('Keep the N most recent images of the group.'),
+    keepDays: keepDaysField
+      .optional()
+      .describe('Keep every image of the group pushed less than this many days ago: 2, or "36h".'),
+  })
+  .refine((group) => group.keepLast !== undefined || group.keepDays !== undefined, {
+    message: GROUP_NEEDS_RETENTION,
+  })
+  .meta({ anyOf: [{ required: ['keepLast'] }, { required: ['keepDays'] }] });
+
+export type GroupInput = z.input<typeof groupSchema>;
 
 const ruleFields = {
   keepLast: keepLastField
@@ -68,24 +90,61 @@ const ruleFields = {
   untaggedGrace: untaggedGraceField
     .optional()
     .describe('Untagged manifests younger than this are left alone (a multi-arch push uploads them first).'),
+  groups: z
+    .array(groupSchema)
+    .optional()
+    .describe(
+      "Tag groups, each ranked on its own: an image is in every group one of its tags matches, and ranked by the rule's own keepLast and keepDays when one of its tags matches none. Replaces the defaults' groups.",
+    ),
+  untaggedOnly: z
+    .boolean()
+    .optional()
+    .describe(
+      'Delete only untagged manifests that nothing kept needs: every tagged image is kept. A retention rule on its own.',
+    ),
   protect: z.boolean().optional().describe('Keep everything in the matching repositories.'),
 };
+
+/** The fields of one rule that have nothing to do when it is untagged only, which keeps every tagged image. */
+export function idleWithUntaggedOnly(rule: RuleInput): ('keepLast' | 'keepDays' | 'keepTags' | 'groups')[] {
+  if (rule.untaggedOnly !== true) return [];
+  return (['keepLast', 'keepDays', 'keepTags', 'groups'] as const).filter((field) => {
+    const value = rule[field];
+    return Array.isArray(value) ? value.length > 0 : value !== undefined;
+  });
+}
+
+/** Refuses, in a rule object of a policy, a field that untaggedOnly leaves nothing to do. */
+function refuseIdleFields(rule: RuleInput, ctx: z.RefinementCtx): void {
+  for (const field of idleWithUntaggedOnly(rule)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [field],
+      message: 'does nothing with "untaggedOnly": true, which keeps every tagged image: remove one of them',
+    });
+  }
+}
 
 export const ruleSchema = z.strictObject(ruleFields);
 
 export const policyFileSchema = z
   .strictObject({
     $schema: z.string().optional(),
-    defaults: ruleSchema.optional().describe('The rule for repositories no entry of "rules" matches.'),
+    defaults: ruleSchema
+      .superRefine(refuseIdleFields)
+      .optional()
+      .describe('The rule for repositories no entry of "rules" matches.'),
     rules: z
       .array(
-        z.strictObject({
-          repositories: z
-            .array(z.string().min(1))
-            .min(1)
-            .describe('Repository globs: * stays within a path segment, ** crosses segments.'),
-          ...ruleFields,
-        }),
+        z
+          .strictObject({
+            repositories: z
+              .array(z.string().min(1))
+              .min(1)
+              .describe('Repository globs: * stays within a path segment, ** crosses segments.'),
+            ...ruleFields,
+          })
+          .superRefine(refuseIdleFields),
       )
       .optional()
       .describe(
@@ -94,14 +153,25 @@ export const policyFileSchema = z
   })
   .describe('registry-janitor retention policy');
 
-export type RuleInput = z.infer<typeof ruleSchema>;
+export type RuleInput = z.input<typeof ruleSchema>;
 export type PolicyFile = z.infer<typeof policyFileSchema>;
+
+/** Images with a tag matching `tags`, ranked among themselves and kept by their own count and age. */
+export interface TagGroup {
+  readonly tags: TagPattern;
+  readonly keepLast?: number;
+  readonly keepDays?: number;
+}
 
 /** A rule with every field settled; what planning one repository needs. */
 export interface Rule {
+  /** For images with a tag that matches no group. */
   readonly keepLast?: number;
   readonly keepDays?: number;
   readonly keepTags: readonly TagPattern[];
+  readonly groups: readonly TagGroup[];
+  /** Every tagged image is kept; only untagged manifests nothing kept needs are deleted. */
+  readonly untaggedOnly: boolean;
   readonly untaggedGraceMs: number;
   readonly protect: boolean;
   /** Where the rule came from: `defaults` or `rules[2]`. */
@@ -131,11 +201,23 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string): stri
   });
 }
 
+const days = (input: number | string | undefined) =>
+  input === undefined ? undefined : checkedValue(KEEP_DAYS, input) / DAY_MS;
+
 function settle(input: RuleInput, base: Partial<Rule> & { untaggedGraceMs: number }, source: string): Rule {
   return {
     keepLast: input.keepLast ?? base.keepLast,
-    keepDays: input.keepDays !== undefined ? checkedValue(KEEP_DAYS, input.keepDays) / DAY_MS : base.keepDays,
+    keepDays: days(input.keepDays) ?? base.keepDays,
     keepTags: input.keepTags?.map(compiled) ?? base.keepTags ?? [],
+    groups:
+      input.groups?.map((group) => ({
+        tags: compiled(group.tags),
+        keepLast: group.keepLast,
+        keepDays: days(group.keepDays),
+      })) ??
+      base.groups ??
+      [],
+    untaggedOnly: input.untaggedOnly ?? base.untaggedOnly ?? false,
     untaggedGraceMs:
       input.untaggedGrace !== undefined
         ? checkedValue(UNTAGGED_GRACE, input.untaggedGrace)
@@ -153,7 +235,9 @@ function compiled(source: string): TagPattern {
 
 /**
  * Builds the policy from a policy file (already parsed JSON, or undefined) and the rule given on the command
- * line, which overrides the file's defaults field by field. Every problem is listed at once.
+ * line, which overrides the file's defaults field by field; its `untaggedOnly: true` holds for every rule, so
+ * that a run asked to delete only untagged manifests does so whatever the file says. Every problem is listed
+ * at once.
  */
 export function buildPolicy(file: unknown, flags: RuleInput, fileLabel = 'policy file'): Policy {
   const problems: string[] = [];
@@ -178,20 +262,29 @@ export function buildPolicy(file: unknown, flags: RuleInput, fileLabel = 'policy
   );
   if (!hasRetention(defaults)) {
     throw new PolicyError([
-      'no retention rule: give --keep-last, --keep-days or --keep-tag (or "defaults" in the policy file); ' +
-        'use --keep-last 0 to keep nothing by count on purpose',
+      'no retention rule: give --keep-last, --keep-days, --keep-tag or --untagged-only (or "defaults" in the ' +
+        'policy file); use --keep-last 0 to keep nothing by count on purpose',
     ]);
   }
   const rules = (parsedFile.rules ?? []).map(({ repositories, ...rule }, index) => ({
     repositories,
-    rule: settle(rule, defaults, `rules[${index}]`),
+    rule: settle(
+      flagRule.untaggedOnly === true ? { ...rule, untaggedOnly: true } : rule,
+      defaults,
+      `rules[${index}]`,
+    ),
   }));
   return { defaults, rules };
 }
 
 function hasRetention(rule: Rule): boolean {
   return (
-    rule.protect || rule.keepLast !== undefined || rule.keepDays !== undefined || rule.keepTags.length > 0
+    rule.protect ||
+    rule.untaggedOnly ||
+    rule.keepLast !== undefined ||
+    rule.keepDays !== undefined ||
+    rule.keepTags.length > 0 ||
+    rule.groups.length > 0
   );
 }
 
@@ -207,10 +300,21 @@ export function ruleFor(policy: Policy, repository: string): Rule {
 export function describeRule(rule: Rule): string {
   if (rule.protect) return `${rule.source}: protected`;
   const parts: string[] = [];
-  if (rule.keepLast !== undefined) parts.push(`keep last ${rule.keepLast}`);
-  if (rule.keepDays !== undefined) parts.push(`keep ${rule.keepDays}d`);
-  if (rule.keepTags.length > 0)
-    parts.push(`keep tags ${rule.keepTags.map((tag) => `/${tag.source}/`).join(' ')}`);
+  if (rule.untaggedOnly) parts.push('untagged only');
+  else {
+    parts.push(...retention(rule));
+    if (rule.keepTags.length > 0)
+      parts.push(`keep tags ${rule.keepTags.map((tag) => `/${tag.source}/`).join(' ')}`);
+    for (const group of rule.groups)
+      parts.push(`group /${group.tags.source}/ (${retention(group).join(', ')})`);
+  }
   parts.push(`untagged grace ${formatDuration(rule.untaggedGraceMs)}`);
   return `${rule.source}: ${parts.join(', ')}`;
+}
+
+function retention(ranking: { readonly keepLast?: number; readonly keepDays?: number }): string[] {
+  return [
+    ...(ranking.keepLast !== undefined ? [`keep last ${ranking.keepLast}`] : []),
+    ...(ranking.keepDays !== undefined ? [`keep ${ranking.keepDays}d`] : []),
+  ];
 }

@@ -54,7 +54,8 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(abs / 1000)}s`;
 }
 
-function shown(value: unknown): string {
+/** A value as an error message quotes it: JSON, or `nothing`. */
+export function shown(value: unknown): string {
   return value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
 }
 
@@ -126,6 +127,8 @@ interface DurationSpec {
   readonly unit?: DurationUnit;
   /** 0 is refused. */
   readonly positive?: boolean;
+  /** The shortest accepted, in milliseconds. */
+  readonly min?: number;
   /** The longest accepted, in milliseconds. */
   readonly max?: number;
   readonly examples: readonly string[];
@@ -142,16 +145,11 @@ function durationMs(text: string): number {
  * A duration, read as milliseconds: `0`, `90s`, `90m`, `36h`, `7d`, `2w`, `1h30m`; with a unit, a plain
  * number too (text or JSON).
  */
-export function duration({ unit, positive = false, max, examples }: DurationSpec): Quantity {
+export function duration({ unit, positive = false, min = 0, max, examples }: DurationSpec): Quantity {
   const what = unit ? `a number of ${UNIT_NAMES[unit]} or a duration` : 'a duration';
-  const bounds =
-    positive && max !== undefined
-      ? ` of more than 0 and at most ${formatDuration(max)}`
-      : positive
-        ? ' of more than 0'
-        : max !== undefined
-          ? ` of at most ${formatDuration(max)}`
-          : '';
+  const lower = positive ? 'more than 0' : min > 0 ? `at least ${formatDuration(min)}` : undefined;
+  const upper = max !== undefined ? `at most ${formatDuration(max)}` : undefined;
+  const bounds = lower || upper ? ` of ${[lower, upper].filter(Boolean).join(' and ')}` : '';
   const pattern = unit ? `^(?:${DECIMAL}|${DURATION_BODY})$` : DURATION_TEXT.source;
   const limit = max ?? Number.MAX_SAFE_INTEGER;
   return quantity(`${what}${bounds} such as ${alternatives(examples)}`, pattern, (input) => {
@@ -163,6 +161,6 @@ export function duration({ unit, positive = false, max, examples }: DurationSpec
       else if (DURATION_TEXT.test(input)) ms = durationMs(input);
     }
     if (ms === undefined || (positive && ms === 0)) return undefined;
-    return inRange(ms, 0, limit);
+    return inRange(ms, min, limit);
   });
 }

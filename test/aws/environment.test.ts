@@ -58,7 +58,7 @@ describe('the function configuration', () => {
     ).toEqual([
       'REGISTRY_URL: expected an http:// or https:// address with no path, got "ftp://registry"',
       expect.stringMatching(/^logDir \(RJ_LOG_DIR\) .*: expected an absolute path/),
-      'GC_WAIT_SECONDS: expected a whole number from 10 to 840, got "5"',
+      'GC_WAIT_SECONDS: expected a number of seconds or a duration of at least 10s and at most 14m such as 600, 10m or 7m30s, got "5"',
     ]);
   });
 
@@ -79,7 +79,7 @@ describe('the function configuration', () => {
       'POLICY_JSON: defaults.keepTags[1]: "^(?=v)" is not an RE2 regular expression: invalid or unsupported Perl syntax: `(?=` (RE2 has no lookahead or lookbehind)',
       'POLICY_JSON: rules[0].keepDays: expected a number of days or a duration such as 30, 36h or 2w, got "0x10"',
       'CONCURRENCY: expected a whole number from 1 to 64, got "0x10"',
-      'GC_WAIT_SECONDS: expected a whole number from 10 to 840, got "1e3"',
+      'GC_WAIT_SECONDS: expected a number of seconds or a duration of at least 10s and at most 14m such as 600, 10m or 7m30s, got "1e3"',
     ]);
     const config = readFunctionConfig({
       ...valid,
@@ -88,5 +88,59 @@ describe('the function configuration', () => {
     });
     expect(config.policy.defaults).toMatchObject({ keepDays: 14, untaggedGraceMs: 5_400_000 });
     expect(config.concurrency).toBe(16);
+  });
+
+  it('reads every duration in the one syntax: a plain number in the unit implied, or with units', () => {
+    const policy = {
+      defaults: { keepLast: 10, keepDays: 30, untaggedGrace: '90m' },
+      rules: [
+        {
+          repositories: ['app/*'],
+          keepDays: '30d',
+          groups: [
+            { tags: '^rc-', keepLast: 5, keepDays: '2w' },
+            { tags: '^pr-', keepDays: '1h30m' },
+          ],
+        },
+        { repositories: ['ci/**'], untaggedOnly: true, untaggedGrace: '36h' },
+      ],
+    };
+    const waits = ['600', '10m', '7m30s', '90s'].map(
+      (wait) =>
+        readFunctionConfig({ ...valid, [ENV.policy]: JSON.stringify(policy), [ENV.gcWaitSeconds]: wait })
+          .gcWaitSeconds,
+    );
+
+    const config = readFunctionConfig({ ...valid, [ENV.policy]: JSON.stringify(policy) });
+
+    expect(waits).toEqual([600, 600, 450, 90]);
+    expect(config.gcWaitSeconds).toBe(600);
+    expect(config.policy.defaults).toMatchObject({ keepDays: 30, untaggedGraceMs: 5_400_000 });
+    const [app, ci] = config.policy.rules.map((entry) => entry.rule);
+    expect(app?.keepDays).toBe(30);
+    expect(app?.groups.map((group) => [group.tags.source, group.keepLast, group.keepDays])).toEqual([
+      ['^rc-', 5, 14],
+      ['^pr-', undefined, 0.0625],
+    ]);
+    expect(ci).toMatchObject({ untaggedOnly: true, untaggedGraceMs: 129_600_000 });
+  });
+
+  it('names the field of every problem of a group, in the policy and in the emergency policy', () => {
+    const policy = { defaults: { keepLast: 10, groups: [{ tags: '^rc-', keepLast: 5 }, { tags: '(' }] } };
+    const emergency = { defaults: { untaggedOnly: true, groups: [{ tags: '^rc-', keepLast: 1 }] } };
+
+    expect(
+      problemsOf({
+        ...valid,
+        [ENV.policy]: JSON.stringify(policy),
+        [ENV.emergencyPolicy]: JSON.stringify(emergency),
+        [ENV.gcWaitSeconds]: '15m',
+      }),
+    ).toEqual([
+      'POLICY_JSON: defaults.groups[1].tags: "(" is not an RE2 regular expression: missing closing ): `(`',
+      'POLICY_JSON: defaults.groups[1]: a group keeps its images by keepLast or keepDays: give one (keepLast 0 keeps none of them by count)',
+      'EMERGENCY_POLICY_JSON: defaults.groups: does nothing with "untaggedOnly": true, which keeps every tagged image: remove one of them',
+      'GC_WAIT_SECONDS: expected a number of seconds or a duration of at least 10s and at most 14m such as 600, 10m or 7m30s, got "15m"',
+    ]);
   });
 });

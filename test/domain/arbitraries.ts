@@ -18,7 +18,20 @@ const PUSH_TIMES = [
   '2099-01-01T00:00:00.000Z',
 ];
 const BUILD_TIMES = [daysAgo(3), daysAgo(10), daysAgo(60), '1970-01-01T00:00:00.000Z'];
-const TAG_NAMES = ['latest', 'stable', 'v1', 'v1.1', 'v2', 'v10', 'dev', 'build-7'];
+const TAG_NAMES = [
+  'latest',
+  'stable',
+  'v1',
+  'v1.1',
+  'v2',
+  'v10',
+  'dev',
+  'build-7',
+  'rc-1',
+  'rc-2',
+  'pr-7',
+  'rc-3-pr',
+];
 const REPOSITORY_NAMES = ['web/app', 'web/api', 'base', 'team/x/svc', 'tools'];
 const REFERRER_KINDS = ['sig', 'att', 'sbom', 'fallback'] as const;
 const SIGNATURE_CONFIG = 'application/vnd.dev.cosign.artifact.sig.v1+json';
@@ -181,21 +194,48 @@ export const inventories: fc.Arbitrary<Inventory> = fc
     }));
   });
 
-const ruleInput: fc.Arbitrary<RuleInput> = fc.record(
-  {
-    keepLast: fc.integer({ min: 0, max: 4 }),
-    keepDays: fc.constantFrom(1, 7, 30),
-    keepTags: fc.subarray(['^latest$', '^v1', 'stable$'], { minLength: 1 }),
-    untaggedGrace: fc.constantFrom('0', '1h', '24h', '7d'),
-    protect: fc.integer({ min: 0, max: 4 }).map((roll) => roll === 0),
-  },
-  { requiredKeys: [] },
-);
+/** Tag groups whose patterns overlap (`rc-3-pr` is in both of the first two), each keeping by count or age. */
+const groupInput = fc
+  .record(
+    {
+      tags: fc.constantFrom('^rc-', 'pr', '^v1', 'build'),
+      keepLast: fc.integer({ min: 0, max: 3 }),
+      keepDays: fc.constantFrom(1, 7, '36h'),
+    },
+    { requiredKeys: ['tags'] },
+  )
+  .map((group) => (group.keepDays === undefined ? { keepLast: 1, ...group } : group));
+
+/** Rules as a person writes them: an untagged-only one gives no other way of keeping tagged images. */
+const ruleInput: fc.Arbitrary<RuleInput> = fc
+  .record(
+    {
+      keepLast: fc.integer({ min: 0, max: 4 }),
+      keepDays: fc.constantFrom(1, 7, 30),
+      keepTags: fc.subarray(['^latest$', '^v1', 'stable$'], { minLength: 1 }),
+      groups: fc.array(groupInput, { maxLength: 3 }),
+      untaggedOnly: fc.integer({ min: 0, max: 4 }).map((roll) => roll === 0),
+      untaggedGrace: fc.constantFrom('0', '1h', '24h', '7d'),
+      protect: fc.integer({ min: 0, max: 4 }).map((roll) => roll === 0),
+    },
+    { requiredKeys: [] },
+  )
+  .map(({ keepLast, keepDays, keepTags, groups, ...rule }) =>
+    rule.untaggedOnly
+      ? rule
+      : {
+          ...rule,
+          ...(keepLast !== undefined ? { keepLast } : {}),
+          ...(keepDays !== undefined ? { keepDays } : {}),
+          ...(keepTags !== undefined ? { keepTags } : {}),
+          ...(groups !== undefined ? { groups } : {}),
+        },
+  );
 
 /** Policies from the command line's rule and a policy file's per-repository rules. */
 export const policies: fc.Arbitrary<Policy> = fc
   .record({
-    flags: ruleInput.map((rule) => ({ keepLast: 2, ...rule })),
+    flags: ruleInput.map((rule) => (rule.untaggedOnly ? rule : { keepLast: 2, ...rule })),
     rules: fc.array(fc.tuple(fc.subarray(['web/*', '**', 'base', 'team/**'], { minLength: 1 }), ruleInput), {
       maxLength: 2,
     }),

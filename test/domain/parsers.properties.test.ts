@@ -176,6 +176,22 @@ const ruleFields = (valid: boolean) => {
         ? fc.constantFrom('0', '90m', '2h', '1.5d', '7d', '2w')
         : fc.oneof(fc.constantFrom('0', '7d', '3 days', '-1h', '1e3d'), fc.string()),
     ),
+    groups: field(
+      fc.array(
+        fc.record(
+          {
+            tags: valid
+              ? fc.constantFrom('^rc-', 'pr', '')
+              : fc.oneof(fc.constantFrom('(', '^rc-'), fc.anything()),
+            keepLast: field(valid ? fc.nat(5) : fc.oneof(fc.integer({ min: -2, max: 5 }), fc.string())),
+            keepDays: field(valid ? fc.constantFrom(2, '36h', '1h30m') : fc.string()),
+          },
+          { requiredKeys: valid ? ['tags', 'keepLast'] : [] },
+        ),
+        { maxLength: 2 },
+      ),
+    ),
+    untaggedOnly: field(valid ? fc.boolean() : fc.anything()),
     protect: field(fc.boolean()),
   };
 };
@@ -247,7 +263,8 @@ describe('the policy parser, on any input', () => {
           for (const name of repositories) {
             const rule = ruleFor(policy as NonNullable<typeof policy>, name);
             expect(describeRule(rule)).toMatch(/^(defaults|rules\[\d+\]): /);
-            for (const pattern of rule.keepTags) expect(typeof pattern.test('latest')).toBe('boolean');
+            for (const pattern of [...rule.keepTags, ...rule.groups.map((group) => group.tags)])
+              expect(typeof pattern.test('latest')).toBe('boolean');
             expect(Number.isFinite(rule.untaggedGraceMs) && rule.untaggedGraceMs >= 0).toBe(true);
           }
         },

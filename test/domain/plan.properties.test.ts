@@ -33,7 +33,7 @@ const pairs = (inv: Inventory, result: Plan): [Repository, RepositoryPlan][] =>
   result.repositories.map((repositoryPlan, n) => [inv.repositories[n] as Repository, repositoryPlan]);
 
 describe('plan, for any realistic inventory and policy', () => {
-  it('never deletes a digest that a kept tag, a kept index or a kept subject needs', () => {
+  it('never deletes a digest that a kept tag, a kept index or a kept subject needs, nor a tagged one when untagged only', () => {
     fc.assert(
       fc.property(inventories, policies, (inv, policy) => {
         for (const [repository, planned] of pairs(inv, plan(inv, policy, NOW))) {
@@ -49,8 +49,16 @@ describe('plan, for any realistic inventory and policy', () => {
             for (const referrer of referrersOf(repository, kept.digest))
               expect(deleted.has(referrer.digest), 'referrer of a kept subject').toBe(false);
           }
-          if (repository.error !== undefined || ruleFor(policy, repository.name).protect) {
+          const rule = ruleFor(policy, repository.name);
+          if (repository.error !== undefined || rule.protect) {
             expect(deleted.size).toBe(0);
+          }
+          if (rule.untaggedOnly) {
+            const tagged = new Set(repository.tags.map((tag) => tag.digest));
+            expect(
+              [...deleted].filter((digest) => tagged.has(digest)),
+              'tagged, under untagged only',
+            ).toEqual([]);
           }
         }
       }),

@@ -191,6 +191,296 @@ describe('plan: retention of tagged images', () => {
   });
 });
 
+describe('plan: tag groups, each ranked on its own', () => {
+  const pushed = (name: string, days: number) => image(name, { pushedAt: daysAgo(days) });
+  const reasons = (repo: RepositoryPlan) =>
+    Object.fromEntries(repo.tags.map((t) => [t.tag, `${t.decision}: ${t.reason}`]));
+
+  it("ranks a group's images among themselves, and the images no group takes under the rule's own count", () => {
+    // Prepare: releases, then a flurry of newer release candidates and pull-request builds
+    const manifests = {
+      'v1.0': pushed('v1.0', 30),
+      'v1.1': pushed('v1.1', 20),
+      'v1.2': pushed('v1.2', 10),
+      'rc-1': pushed('rc-1', 9),
+      'rc-2': pushed('rc-2', 8),
+      'rc-3': pushed('rc-3', 7),
+      'pr-7': pushed('pr-7', 6),
+      'pr-8': pushed('pr-8', 1),
+      'pr-9': pushed('pr-9', 0.5),
+    };
+    const repo = repository(
+      'app/web',
+      Object.entries(manifests).map(([name, m]) => tag(name, m)),
+      Object.values(manifests),
+    );
+    const file = {
+      rules: [
+        {
+          repositories: ['app/*'],
+          keepLast: 2,
+          groups: [
+            { tags: '^rc-', keepLast: 2 },
+            { tags: '^pr-', keepLast: 1, keepDays: 2 },
+          ],
+        },
+      ],
+    };
+
+    // Act
+    const result = only(plan(inventory(repo), policy({ keepLast: 10 }, file), NOW));
+
+    // Assess: six newer candidates and builds push no release out of the rule's two
+    expect(reasons(result)).toEqual({
+      'v1.2': 'keep: among 2 most recent (#1)',
+      'v1.1': 'keep: among 2 most recent (#2)',
+      'v1.0': 'delete: stale: pushed 30d ago, not among 2 most recent',
+      'rc-3': 'keep: among 2 most recent of /^rc-/ (#1)',
+      'rc-2': 'keep: among 2 most recent of /^rc-/ (#2)',
+      'rc-1': 'delete: stale: pushed 9d ago, not among 2 most recent of /^rc-/',
+      'pr-9': 'keep: among 1 most recent of /^pr-/ (#1)',
+      'pr-8': 'keep: pushed 1d ago, within 2d for /^pr-/',
+      'pr-7': 'delete: stale: pushed 6d ago, not among 1 most recent of /^pr-/',
+    });
+    expect(result.rule).toBe(
+      'rules[0]: keep last 2, group /^rc-/ (keep last 2), group /^pr-/ (keep last 1, keep 2d), untagged grace 1d',
+    );
+    expect(new Set(deletedDigests(result))).toEqual(
+      new Set([manifests['v1.0'].digest, manifests['rc-1'].digest, manifests['pr-7'].digest]),
+    );
+  });
+
+  it('puts an image whose tag matches two groups in both, and keeps it when either keeps it', () => {
+    // Prepare: rc-9-hotfix is the newest hotfix and the oldest candidate
+    const hotfixCandidate = pushed('rc-9-hotfix', 11);
+    const hotfix = pushed('2.0-hotfix', 12);
+    const candidates = [pushed('rc-10', 5), pushed('rc-11', 4)];
+    const repo = repository(
+      'app',
+      [
+        tag('rc-9-hotfix', hotfixCandidate),
+        tag('2.0-hotfix', hotfix),
+        tag('rc-10', candidates[0] as Manifest),
+        tag('rc-11', candidates[1] as Manifest),
+      ],
+      [hotfixCandidate, hotfix, ...candidates],
+    );
+    const hotfixes = { tags: '-hotfix$', keepLast: 1 };
+    const planned = (candidatesKept: number) =>
+      only(
+        plan(
+          inventory(repo),
+          policy({ keepLast: 0, groups: [{ tags: '^rc-', keepLast: candidatesKept }, hotfixes] }),
+          NOW,
+        ),
+      );
+
+    // Act
+    const three = planned(3);
+    const two = planned(2);
+
+    // Assess: it holds the one hotfix place either way; the candidates' ranking keeps it first, then the hotfixes'
+    expect(reasons(three)).toEqual({
+      'rc-9-hotfix': 'keep: among 3 most recent of /^rc-/ (#3)',
+      '2.0-hotfix': 'delete: stale: pushed 12d ago, not among 1 most recent of /-hotfix$/',
+      'rc-10': 'keep: among 3 most recent of /^rc-/ (#2)',
+      'rc-11': 'keep: among 3 most recent of /^rc-/ (#1)',
+    });
+    expect(reasons(two)['rc-9-hotfix']).toBe('keep: among 1 most recent of /-hotfix$/ (#1)');
+    expect(deletedDigests(three)).toEqual([hotfix.digest]);
+    expect(deletedDigests(two)).toEqual([hotfix.digest]);
+  });
+
+  it("keeps a release candidate promoted to a release by the release's own ranking, and by keep-tag", () => {
+    // Prepare: rc-1 became v1.0 (one digest, two tags); rc-2 matches a keep-tag
+    const promoted = pushed('promoted', 40);
+    const pinned = pushed('pinned', 35);
+    const newer = [pushed('rc-3', 3), pushed('rc-4', 2)];
+    const repo = repository(
+      'app',
+      [
+        tag('rc-1', promoted),
+        tag('v1.0', promoted),
+        tag('rc-2', pinned),
+        tag('rc-3', newer[0] as Manifest),
+        tag('rc-4', newer[1] as Manifest),
+      ],
+      [promoted, pinned, ...newer],
+    );
+
+    // Act
+    const result = only(
+      plan(
+        inventory(repo),
+        policy({ keepLast: 1, keepTags: ['^rc-2$'], groups: [{ tags: '^rc-', keepLast: 2 }] }),
+        NOW,
+      ),
+    );
+
+    // Assess
+    expect(reasons(result)).toEqual({
+      'rc-1': 'keep: digest shared with kept tag v1.0',
+      'v1.0': 'keep: among 1 most recent (#1)',
+      'rc-2': 'keep: matches keep-tag /^rc-2$/',
+      'rc-3': 'keep: among 2 most recent of /^rc-/ (#2)',
+      'rc-4': 'keep: among 2 most recent of /^rc-/ (#1)',
+    });
+    expect(result.deletions).toEqual([]);
+  });
+
+  it("deletes a group's stale index with its children, and keeps the newer one's", () => {
+    const children = [pushed('old-amd64', 20), pushed('old-arm64', 20)];
+    const old = index('old', children, { pushedAt: daysAgo(20) });
+    const newChild = pushed('new-amd64', 1);
+    const newer = index('new', [newChild], { pushedAt: daysAgo(1) });
+    const repo = repository(
+      'multi',
+      [tag('rc-1', old), tag('rc-2', newer)],
+      [old, newer, ...children, newChild],
+    );
+
+    const result = only(
+      plan(inventory(repo), policy({ keepLast: 5, groups: [{ tags: '^rc-', keepLast: 1 }] }), NOW),
+    );
+
+    expect(reasons(result)).toEqual({
+      'rc-1': 'delete: stale: pushed 20d ago, not among 1 most recent of /^rc-/',
+      'rc-2': 'keep: among 1 most recent of /^rc-/ (#1)',
+    });
+    expect(manifestDecision(result, newChild.digest)).toMatchObject({
+      decision: 'keep',
+      reason: 'child of kept index rc-2',
+    });
+    expect(new Set(deletedDigests(result))).toEqual(new Set([old.digest, ...children.map((c) => c.digest)]));
+  });
+
+  it('says every ranking a deleted tag fell out of', () => {
+    const stale = pushed('rc-1-hotfix', 9);
+    const newer = [pushed('rc-2', 2), pushed('3.0-hotfix', 1)];
+    const repo = repository(
+      'app',
+      [tag('rc-1-hotfix', stale), tag('rc-2', newer[0] as Manifest), tag('3.0-hotfix', newer[1] as Manifest)],
+      [stale, ...newer],
+    );
+    const groups = [
+      { tags: '^rc-', keepLast: 1 },
+      { tags: '-hotfix$', keepLast: 1, keepDays: 7 },
+    ];
+
+    const result = only(plan(inventory(repo), policy({ keepLast: 5, groups }), NOW));
+
+    expect(tagDecision(result, 'rc-1-hotfix')).toMatchObject({
+      decision: 'delete',
+      reason:
+        'stale: pushed 9d ago, not among 1 most recent of /^rc-/, not among 1 most recent of /-hotfix$/',
+    });
+    expect(deletedDigests(result)).toEqual([stale.digest]);
+  });
+});
+
+describe('plan: untagged only', () => {
+  it('deletes only untagged manifests nothing kept needs, past the grace period, and keeps every tag', () => {
+    // Prepare: an old tagged image with an untagged SBOM, a tagged and an untagged index with their children, a
+    // signature whose subject is gone, a re-pushed tag's old revision, and a push still in its grace period
+    const ancient = image('ancient', { pushedAt: daysAgo(400) });
+    const sbom = image('sbom', { pushedAt: daysAgo(400), subject: ancient.digest });
+    const keptChildren = [
+      image('k-amd64', { pushedAt: daysAgo(90) }),
+      image('k-arm64', { pushedAt: daysAgo(90) }),
+    ];
+    const tagged = index('tagged', keptChildren, { pushedAt: daysAgo(90) });
+    const goneChildren = [
+      image('g-amd64', { pushedAt: daysAgo(30) }),
+      image('g-arm64', { pushedAt: daysAgo(30) }),
+    ];
+    const untaggedIndex = index('untagged', goneChildren, { pushedAt: daysAgo(30) });
+    const orphan = image('orphan', { pushedAt: daysAgo(50) });
+    const orphanTag = `sha256-${digestOf('gone').slice(7)}.sig`;
+    const previous = image('previous', { pushedAt: daysAgo(9) });
+    const previousSignature = image('previous-sig', { pushedAt: daysAgo(9), subject: previous.digest });
+    const young = image('young', { pushedAt: hoursAgo(2) });
+    const repo = repository(
+      'app',
+      [tag('1.0', ancient), tag('2.0', tagged), tag(orphanTag, orphan)],
+      [
+        ancient,
+        sbom,
+        tagged,
+        ...keptChildren,
+        untaggedIndex,
+        ...goneChildren,
+        orphan,
+        previous,
+        previousSignature,
+        young,
+      ],
+    );
+
+    // Act
+    const result = only(plan(inventory(repo), policy({ untaggedOnly: true }), NOW));
+
+    // Assess
+    expect(result.rule).toBe('defaults: untagged only, untagged grace 1d');
+    expect(result.tags.map((t) => [t.tag, t.decision, t.reason])).toEqual([
+      ['1.0', 'keep', 'untagged-only rule'],
+      ['2.0', 'keep', 'untagged-only rule'],
+      [orphanTag, 'keep', 'untagged-only rule'],
+    ]);
+    expect(manifestDecision(result, sbom.digest)).toMatchObject({
+      decision: 'keep',
+      reason: 'referrer of kept image 1.0',
+    });
+    expect(manifestDecision(result, keptChildren[1]?.digest ?? '')).toMatchObject({
+      decision: 'keep',
+      reason: 'child of kept index 2.0',
+    });
+    expect(manifestDecision(result, young.digest)).toMatchObject({
+      decision: 'keep',
+      reason: 'pushed 2h ago, within 1d grace',
+    });
+    expect(manifestDecision(result, goneChildren[0]?.digest ?? '')?.reason).toBe(
+      `child of deleted index ${untaggedIndex.digest.slice(0, 19)}`,
+    );
+    expect(manifestDecision(result, previousSignature.digest)?.reason).toBe(
+      `referrer of deleted image ${previous.digest.slice(0, 19)}`,
+    );
+    expect(new Set(deletedDigests(result))).toEqual(
+      new Set([
+        untaggedIndex.digest,
+        ...goneChildren.map((c) => c.digest),
+        previous.digest,
+        previousSignature.digest,
+      ]),
+    );
+  });
+
+  it('holds for every rule when given as a flag, and a protected repository stays whole', () => {
+    const old = image('old', { pushedAt: daysAgo(90) });
+    const untagged = image('untagged', { pushedAt: daysAgo(90) });
+    const tags = [tag('v1', old)];
+    const file = {
+      defaults: { keepLast: 1 },
+      rules: [
+        { repositories: ['ci/**'], keepLast: 0, untaggedOnly: false },
+        { repositories: ['prod/*'], protect: true },
+      ],
+    };
+
+    const result = plan(
+      inventory(repository('ci/build', tags, [old, untagged]), repository('prod/db', tags, [old, untagged])),
+      policy({ untaggedOnly: true }, file),
+      NOW,
+    );
+
+    const [ci, prod] = result.repositories as [RepositoryPlan, RepositoryPlan];
+    expect(ci.rule).toBe('rules[0]: untagged only, untagged grace 1d');
+    expect(tagDecision(ci, 'v1')).toMatchObject({ decision: 'keep', reason: 'untagged-only rule' });
+    expect(deletedDigests(ci)).toEqual([untagged.digest]);
+    expect(prod.rule).toBe('rules[1]: protected');
+    expect(prod.deletions).toEqual([]);
+  });
+});
+
 describe('plan: images pushed in the same second', () => {
   const sameSecond = '2026-05-27T08:30:00.000Z';
 

@@ -85,7 +85,69 @@ describe('policy', () => {
 
   it('refuses to run with no retention rule at all, and says how to ask for one', () => {
     expect(problemsOf(() => buildPolicy(undefined, {}))).toEqual([
-      expect.stringContaining('no retention rule: give --keep-last, --keep-days or --keep-tag'),
+      expect.stringContaining(
+        'no retention rule: give --keep-last, --keep-days, --keep-tag or --untagged-only',
+      ),
+    ]);
+  });
+
+  it("gives rules the defaults' groups unless they have their own, which replace them", () => {
+    const file = {
+      defaults: { keepLast: 10, groups: [{ tags: '^rc-', keepLast: 5 }] },
+      rules: [
+        { repositories: ['app/*'], groups: [{ tags: '^pr-', keepLast: 3, keepDays: '36h' }] },
+        { repositories: ['base'], groups: [] },
+        { repositories: ['tools'], keepLast: 2 },
+      ],
+    };
+
+    const policy = buildPolicy(file, {});
+
+    expect(describeRule(ruleFor(policy, 'app/web'))).toBe(
+      'rules[0]: keep last 10, group /^pr-/ (keep last 3, keep 1.5d), untagged grace 1d',
+    );
+    expect(describeRule(ruleFor(policy, 'base'))).toBe('rules[1]: keep last 10, untagged grace 1d');
+    expect(describeRule(ruleFor(policy, 'tools'))).toBe(
+      'rules[2]: keep last 2, group /^rc-/ (keep last 5), untagged grace 1d',
+    );
+    expect(ruleFor(policy, 'app/web').groups[0]?.tags.test('pr-17')).toBe(true);
+  });
+
+  it('counts groups and untaggedOnly as retention rules on their own', () => {
+    const grouped = buildPolicy({ defaults: { groups: [{ tags: '^rc-', keepDays: 7 }] } }, {});
+    const untaggedOnly = buildPolicy(undefined, { untaggedOnly: true });
+
+    expect(describeRule(grouped.defaults)).toBe('defaults: group /^rc-/ (keep 7d), untagged grace 1d');
+    expect(describeRule(untaggedOnly.defaults)).toBe('defaults: untagged only, untagged grace 1d');
+  });
+
+  it('names the field of every problem in a group, and of a rule that is untagged only yet keeps by count', () => {
+    const file = {
+      defaults: { keepLast: 3, untaggedOnly: true },
+      rules: [
+        {
+          repositories: ['app/*'],
+          groups: [
+            { tags: '^rc-', keepLast: 5 },
+            { tags: '^(?!pr-)', keepLast: 3 },
+            { tags: '^nightly-' },
+            { tags: 7, keepDays: '2 days', keepLas: 1 },
+          ],
+        },
+        { repositories: ['ci/**'], untaggedOnly: true, keepTags: [], groups: [{ tags: 'x', keepLast: 1 }] },
+      ],
+    };
+
+    const problems = problemsOf(() => buildPolicy(file, {}, 'policy.json'));
+
+    expect(problems).toEqual([
+      'policy.json: defaults.keepLast: does nothing with "untaggedOnly": true, which keeps every tagged image: remove one of them',
+      'policy.json: rules[0].groups[1].tags: "^(?!pr-)" is not an RE2 regular expression: invalid or unsupported Perl syntax: `(?!` (RE2 has no lookahead or lookbehind)',
+      'policy.json: rules[0].groups[2]: a group keeps its images by keepLast or keepDays: give one (keepLast 0 keeps none of them by count)',
+      'policy.json: rules[0].groups[3].tags: expected an RE2 regular expression such as "^v1", got 7',
+      'policy.json: rules[0].groups[3].keepDays: expected a number of days or a duration such as 30, 36h or 2w, got "2 days"',
+      expect.stringMatching(/^policy\.json: rules\[0\]\.groups\[3\]: Unrecognized key: "keepLas"/),
+      'policy.json: rules[1].groups: does nothing with "untaggedOnly": true, which keeps every tagged image: remove one of them',
     ]);
   });
 

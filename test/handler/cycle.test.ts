@@ -175,6 +175,36 @@ describe('the function runs the whole cycle', () => {
     expect(await headManifest(fixture.reg, 'web/app', 'v5')).toBeDefined();
   });
 
+  it('with untaggedOnly: deletes only the untagged revision, and every tag the policy would delete still pulls', async () => {
+    // Prepare: web/app's v1 pushed twice leaves one untagged revision; the configured policy keeps the last 2
+    fixture = await startHandlerFixture();
+    const replaced = await fixture.pushOld('web/app', 'v1', 45);
+    await seed(fixture);
+    const before = await blobSizes(fixture.reg);
+
+    // Act
+    const report = await fixture.handler()(sampleEvent('untagged-only'), lambdaContext('req-untagged'));
+
+    // Assess
+    expect(report).toMatchObject({
+      outcome: 'succeeded',
+      policy: 'configured with overrides',
+      trigger: { kind: 'manual', overrides: { untaggedOnly: true } },
+      figures: { manifestsDeleted: 1, tagsVerified: 5, integrityFailures: 0 },
+    });
+    expect(await headManifest(fixture.reg, 'web/app', replaced.digest)).toBeUndefined();
+    for (const [repository, tag] of [
+      ['web/app', 'v1'],
+      ['web/app', 'v2'],
+      ['web/app', 'v3'],
+      ['web/app', 'v4'],
+      ['base/os', 'stable'],
+    ] as const) {
+      expect({ tag, ...(await skopeoPull(fixture.reg, repository, tag)) }).toEqual({ tag, ok: true });
+    }
+    expect(freedBytes(before, await blobSizes(fixture.reg))).toBeGreaterThan(0);
+  });
+
   it('without garbage collection: deletes, verifies, and says the space frees at the next collection', async () => {
     fixture = await startHandlerFixture();
     await seed(fixture);

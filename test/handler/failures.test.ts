@@ -66,7 +66,42 @@ describe('an event the function does not accept', () => {
     [
       'a misspelt field',
       { dryrun: true },
-      'unknown field "dryrun": an on-demand run accepts dryRun, gc, repositories, excludeRepositories, keepLast, keepDays, keepTags, untaggedGrace, maxDelete',
+      'unknown field "dryrun": an on-demand run accepts dryRun, gc, repositories, excludeRepositories, keepLast, keepDays, keepTags, untaggedGrace, groups, untaggedOnly, maxDelete',
+    ],
+    [
+      'a group pattern RE2 cannot run',
+      {
+        groups: [
+          { tags: '^rc-', keepLast: 5 },
+          { tags: '^(?!pr-)', keepLast: 3 },
+        ],
+      },
+      'groups[1].tags: "^(?!pr-)" is not an RE2 regular expression: invalid or unsupported Perl syntax: `(?!` (RE2 has no lookahead or lookbehind)',
+    ],
+    [
+      'a group that keeps nothing',
+      { groups: [{ tags: '^rc-' }] },
+      'groups[0]: a group keeps its images by keepLast or keepDays: give one (keepLast 0 keeps none of them by count)',
+    ],
+    [
+      "a group's days in words",
+      { groups: [{ tags: '^pr-', keepDays: '2 days' }] },
+      'groups[0].keepDays: expected a number of days or a duration such as 30, 36h or 2w, got "2 days"',
+    ],
+    [
+      "a group's count as text",
+      { groups: [{ tags: '^pr-', keepLast: 'three' }] },
+      'groups[0].keepLast: expected a whole number ≥ 0 such as 10, got "three"',
+    ],
+    [
+      'a misspelt group field',
+      { groups: [{ tags: '^pr-', keepLats: 3, keepDays: 2 }] },
+      'groups[0]: unknown field "keepLats": a group takes tags, keepLast, keepDays',
+    ],
+    [
+      'untagged only with a count',
+      { untaggedOnly: true, keepLast: 5 },
+      'keepLast: does nothing with untaggedOnly: true, which keeps every tagged image: give one of them',
     ],
     [
       'a glob where a list belongs',

@@ -15,6 +15,7 @@ describe('the sample events in events/', () => {
       'one-repository.json',
       'schedule.json',
       'ssm-status-change.json',
+      'untagged-only.json',
     ]);
   });
 
@@ -24,6 +25,7 @@ describe('the sample events in events/', () => {
     ['one-repository', { kind: 'manual', overrides: { repositories: ['web/app'] } }],
     ['keep-last', { kind: 'manual', overrides: { keepLast: 5 } }],
     ['no-gc', { kind: 'manual', overrides: { gc: false } }],
+    ['untagged-only', { kind: 'manual', overrides: { untaggedOnly: true } }],
     [
       'disk-alarm',
       {

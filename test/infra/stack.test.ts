@@ -131,6 +131,39 @@ describe('the stack from context', () => {
     });
   });
 
+  it('carries a policy with tag groups, untaggedOnly and durations in any unit to the function, and refuses a bad group by its field', () => {
+    const policy = {
+      defaults: { keepLast: 10, keepDays: '30d', untaggedGrace: '90m' },
+      rules: [
+        {
+          repositories: ['app/*'],
+          groups: [
+            { tags: '^rc-', keepLast: 5, keepDays: 14 },
+            { tags: '^pr-', keepLast: 3, keepDays: '1h30m' },
+          ],
+        },
+        { repositories: ['ci/**'], untaggedOnly: true, untaggedGrace: '36h' },
+      ],
+    };
+    const bad = { defaults: { keepLast: 10, groups: [{ tags: '^pr-', keepLast: 3 }, { tags: '^(?=rc)' }] } };
+    let error: unknown;
+
+    const { template } = synthStack({ policy: JSON.stringify(policy) });
+    try {
+      synthStack({ policy: bad });
+    } catch (caught) {
+      error = caught;
+    }
+
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ [ENV.policy]: JSON.stringify(policy) }) },
+    });
+    expect((error as Error).message).toContain(
+      '- policy: defaults.groups[1].tags: "^(?=rc)" is not an RE2 regular expression: invalid or unsupported Perl syntax: `(?=` (RE2 has no lookahead or lookbehind)\n' +
+        '- policy: defaults.groups[1]: a group keeps its images by keepLast or keepDays: give one',
+    );
+  });
+
   it('reads the registry secret by complete ARN, partial ARN or name', () => {
     const complete = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry/login-AbCdEf';
     const byArn = synthStack({ registrySecret: complete }).template;
