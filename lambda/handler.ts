@@ -12,6 +12,7 @@ import { EmfMetrics } from './aws/metrics.js';
 import { SnsNotifier } from './aws/notify.js';
 import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
 import { printable } from './domain/names.js';
+import { usage } from './domain/usage.js';
 import { HostStorage } from './host/inventory.js';
 import type { HostAction, Registry } from './ports.js';
 import { Redactor } from './redact.js';
@@ -22,6 +23,7 @@ import {
   type FunctionReport,
   type PendingCollections,
   publishReport,
+  type RunDetails,
   runFunction,
 } from './run.js';
 
@@ -106,7 +108,14 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
     return {
       metrics: { publish: (report) => metrics.publish(redactor.value(report)) },
       ...(notifier ? { notifier: { notify: (report) => notifier.notify(redactor.value(report)) } } : {}),
-      ...(archive ? { archive: { save: (report) => archive.save(redactor.value(report)) } } : {}),
+      ...(archive
+        ? {
+            archive: {
+              save: (report, details) =>
+                archive.save(redactor.value(report), details && redactor.value(details)),
+            },
+          }
+        : {}),
     };
   };
 
@@ -202,6 +211,7 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
     const remainingMs = (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS) - REPORT_MARGIN_MS;
     const deadline = AbortSignal.timeout(Math.max(1000, remainingMs));
     const { registry } = container;
+    let details: RunDetails | undefined;
     const report = await runFunction(
       {
         registry: () => registry(deadline),
@@ -209,10 +219,13 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
         storage: new HostStorage(host, config.host, { onInvalid: warn }),
         clock: { now },
         ...(container.pending ? { pending: container.pending } : {}),
+        onPlan: (planned) => {
+          details = { plan: planned.plan, usage: usage(planned.inventory) };
+        },
       },
       { config, event: parsed, requestId },
     );
-    return publishReport(container.outputs, report);
+    return publishReport(container.outputs, report, details);
   };
 
   return async (event, context) => {
