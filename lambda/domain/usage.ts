@@ -15,7 +15,7 @@ export interface RepositoryUsage {
 }
 
 export interface Usage {
-  /** Largest exclusiveBytes first, then by name. */
+  /** Every repository scanned without error, the largest exclusiveBytes first, then by name. */
   readonly repositories: readonly RepositoryUsage[];
   /** Every blob storage holds, when its blobs were listed; null otherwise. */
   readonly registryBytes: number | null;
@@ -88,10 +88,12 @@ export function usage(inventory: Inventory): Usage {
   }
 
   const figures = new Map(
-    inventory.repositories.map((repository) => [
-      repository.name,
-      { name: repository.name, totalBytes: 0, exclusiveBytes: 0, sharedBytes: 0, untaggedBytes: 0 },
-    ]),
+    inventory.repositories
+      .filter((repository) => repository.error === undefined)
+      .map((repository) => [
+        repository.name,
+        { name: repository.name, totalBytes: 0, exclusiveBytes: 0, sharedBytes: 0, untaggedBytes: 0 },
+      ]),
   );
   let referencedBytes = 0;
   for (const { size, holders, tagged } of blobs.values()) {

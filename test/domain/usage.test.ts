@@ -125,7 +125,13 @@ describe('usage', () => {
     fc.assert(
       fc.property(inventories, (inv) => {
         const result = usage(inv);
-        for (const repo of inv.repositories) {
+        expect(result.repositories.map((r) => r.name).sort()).toEqual(
+          inv.repositories
+            .filter((r) => r.error === undefined)
+            .map((r) => r.name)
+            .sort(),
+        );
+        for (const repo of inv.repositories.filter((r) => r.error === undefined)) {
           const figures = result.repositories.find((r) => r.name === repo.name);
           const emptied = reclaim(inv, new Map([[repo.name, new Set(repo.manifests.map((m) => m.digest))]]));
           const untagged = reclaim(inv, new Map([[repo.name, untaggedOf(repo)]]));
