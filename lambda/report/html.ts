@@ -65,7 +65,6 @@ function html(strings: TemplateStringsArray, ...parts: Part[]): Markup {
   return new Markup(strings.reduce((out, text, i) => out + insert(parts[i - 1]) + text));
 }
 
-const bytes = formatBytes;
 const exactBytes = (n: number) => `${n.toLocaleString('en-US')} bytes`;
 
 interface Segment {
@@ -106,18 +105,11 @@ function barChart(bars: readonly Bar[], description: string): Markup {
   return html`<svg class="chart" role="img" aria-label="${description}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">${rows}</svg>`;
 }
 
-const LEGENDS: Record<Segment['kind'], string> = {
-  untagged: 'only here, held by untagged manifests',
-  exclusive: 'only here, tagged',
-  shared: 'shared with other repositories',
-  before: 'before',
-  estimated: 'after, as the plan estimates',
-  measured: 'after, as measured',
-};
-
-function legend(kinds: readonly Segment['kind'][]): Markup {
-  return html`<p class="legend">${kinds.map((kind) => html`<span class="key ${kind}"></span>${LEGENDS[kind]} `)}</p>`;
-}
+const USAGE_LEGEND = [
+  ['untagged', 'only here, held by untagged manifests'],
+  ['exclusive', 'only here, tagged'],
+  ['shared', 'shared with other repositories'],
+] as const;
 
 /** How many repositories the chart draws; the table below it lists all. */
 const CHART_LIMIT = 40;
@@ -131,10 +123,10 @@ function usageBar(repository: RepositoryUsage): Bar {
       { bytes: tagged, kind: 'exclusive' },
       { bytes: repository.sharedBytes, kind: 'shared' },
     ],
-    value: bytes(repository.totalBytes),
+    value: formatBytes(repository.totalBytes),
     title:
-      `${repository.name}: ${bytes(repository.totalBytes)} in all; ${bytes(repository.exclusiveBytes)} only here ` +
-      `(${bytes(repository.untaggedBytes)} of it untagged); ${bytes(repository.sharedBytes)} shared`,
+      `${repository.name}: ${formatBytes(repository.totalBytes)} in all; ${formatBytes(repository.exclusiveBytes)} only here ` +
+      `(${formatBytes(repository.untaggedBytes)} of it untagged); ${formatBytes(repository.sharedBytes)} shared`,
   };
 }
 
@@ -144,7 +136,7 @@ function spaceSection(usage: Usage, before: boolean): Markup {
   const drawn = shown.slice(0, CHART_LIMIT);
   const cells = (r: RepositoryUsage) =>
     [r.exclusiveBytes, r.totalBytes, r.sharedBytes, r.untaggedBytes].map(
-      (n) => html`<td class="bytes" title="${exactBytes(n)}">${bytes(n)}</td>`,
+      (n) => html`<td class="bytes" title="${exactBytes(n)}">${formatBytes(n)}</td>`,
     );
   return html`<section id="space">
 <h2>Space per repository${before ? ', before the run' : ''}</h2>
@@ -153,7 +145,7 @@ ${
   shown.length === 0
     ? html`<p>No repository holds anything.</p>`
     : html`${barChart(drawn.map(usageBar), 'Bytes per repository, the largest exclusive figure first')}
-${legend(['untagged', 'exclusive', 'shared'])}
+<p class="legend">${USAGE_LEGEND.map(([kind, text]) => html`<span class="key ${kind}"></span>${text} `)}</p>
 ${shown.length > drawn.length ? html`<p>The ${drawn.length} largest of ${shown.length} repositories are drawn; the table lists all.</p>` : ''}
 <table class="numbers"><thead><tr><th>Repository</th><th>Exclusive</th><th>Total</th><th>Shared</th><th>Untagged</th></tr></thead>
 <tbody>${shown.map((r) => html`<tr><td class="name">${r.name}</td>${cells(r)}</tr>`)}</tbody></table>`
@@ -181,7 +173,7 @@ function summarySection(page: ReportPage): Markup {
       figure('Manifests', `keep ${t.manifestsKept}, delete ${t.manifestsDeleted}`),
       figure(
         'Garbage collection frees',
-        `${plan.reclaim.exact ? '' : 'at most '}${bytes(plan.reclaim.bytes)}`,
+        `${plan.reclaim.exact ? '' : 'at most '}${formatBytes(plan.reclaim.bytes)}`,
         `${exactBytes(plan.reclaim.bytes)} in ${plural(plan.reclaim.blobs, 'blob')}`,
       ),
     );
@@ -189,16 +181,16 @@ function summarySection(page: ReportPage): Markup {
   if (usage) {
     if (!plan) figures.push(figure('Repositories', `${usage.repositories.length}`));
     figures.push(
-      figure('Referenced', bytes(usage.referencedBytes), exactBytes(usage.referencedBytes)),
+      figure('Referenced', formatBytes(usage.referencedBytes), exactBytes(usage.referencedBytes)),
       usage.registryBytes === null
         ? figure('In storage', 'not listed', 'shows with --storage-root')
-        : figure('In storage', bytes(usage.registryBytes), exactBytes(usage.registryBytes)),
+        : figure('In storage', formatBytes(usage.registryBytes), exactBytes(usage.registryBytes)),
     );
     if (usage.unreferencedBytes !== null)
       figures.push(
         figure(
           'Referenced by no manifest',
-          bytes(usage.unreferencedBytes),
+          formatBytes(usage.unreferencedBytes),
           usage.unreferencedBytes > 0 ? 'the next garbage collection frees it' : 'every blob is in use',
         ),
       );
@@ -210,7 +202,7 @@ function summarySection(page: ReportPage): Markup {
     figures.push(
       measured === undefined
         ? figure('Reclaimed', 'not measured', collectionLine(run.garbageCollection))
-        : figure('Reclaimed, measured', bytes(measured), exactBytes(measured)),
+        : figure('Reclaimed, measured', formatBytes(measured), exactBytes(measured)),
     );
   }
   const problems = page.problems ?? run?.problems ?? [];
@@ -238,7 +230,7 @@ function beforeAfterSection(run: RunReport, usage: Usage | undefined): Markup {
   const before = usage ? (usage.registryBytes ?? usage.referencedBytes) : undefined;
   if (before === undefined) {
     return html`<section id="before-after"><h2>Space reclaimed</h2>
-<dl class="figures">${figure('Estimated to free', `${bound}${bytes(expected)}`, exactBytes(expected))}${measuredBytes === undefined ? '' : figure('Measured freed', bytes(measuredBytes), exactBytes(measuredBytes))}</dl>
+<dl class="figures">${figure('Estimated to free', `${bound}${formatBytes(expected)}`, exactBytes(expected))}${measuredBytes === undefined ? '' : figure('Measured freed', formatBytes(measuredBytes), exactBytes(measuredBytes))}</dl>
 ${unmeasured}</section>`;
   }
   const what = usage?.registryBytes === null ? 'referenced by the scanned repositories' : 'in storage';
@@ -270,13 +262,13 @@ ${unmeasured}</section>`;
   const bars: Bar[] = stages.map((stage) => ({
     label: stage.label,
     segments: [{ bytes: stage.after, kind: stage.kind }],
-    value: bytes(stage.after),
+    value: formatBytes(stage.after),
     title: `${stage.label}: ${exactBytes(stage.after)}; ${stage.detail}`,
   }));
   return html`<section id="before-after">
 <h2>Space before and after</h2>
 ${barChart(bars, `Bytes ${what} before the run and after it`)}
-<dl class="figures">${stages.map((stage) => figure(stage.label, bytes(stage.after), stage.detail))}</dl>
+<dl class="figures">${stages.map((stage) => figure(stage.label, formatBytes(stage.after), stage.detail))}</dl>
 ${unmeasured}
 </section>`;
 }
