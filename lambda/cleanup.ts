@@ -24,7 +24,7 @@ import type {
   StorageLister,
 } from './ports.js';
 import { formatBytes, plural } from './report/format.js';
-import { scan } from './scan.js';
+import { type Scanned, scan } from './scan.js';
 import { currentTags, type TagToVerify, type Verification, verifyTags } from './verify.js';
 
 export interface CleanupPorts {
@@ -36,12 +36,15 @@ export interface CleanupPorts {
   readonly progress?: Progress;
 }
 
-export interface PlanRequest {
+export interface ScanRequest {
   readonly registryUrl: string;
   readonly include: readonly string[];
   readonly exclude: readonly string[];
-  readonly policy: Policy;
   readonly concurrency: number;
+}
+
+export interface PlanRequest extends ScanRequest {
+  readonly policy: Policy;
   /** The most manifests the run may delete; the plan records it. */
   readonly maxDelete?: MaxDelete;
 }
@@ -53,12 +56,9 @@ export interface PlannedRun {
   readonly catalog: readonly string[];
 }
 
-/**
- * Scans the registry, decides what is stale and, when something is, checks that the registry will let it be
- * deleted. Changes nothing.
- */
-export async function makePlan(ports: CleanupPorts, request: PlanRequest): Promise<PlannedRun> {
-  const { inventory, catalog } = await scan({
+/** Scans the selected repositories, with the storage when the ports can read it. */
+export function scanSelection(ports: CleanupPorts, request: ScanRequest): Promise<Scanned> {
+  return scan({
     registry: ports.registry,
     registryUrl: request.registryUrl,
     include: request.include,
@@ -68,6 +68,14 @@ export async function makePlan(ports: CleanupPorts, request: PlanRequest): Promi
     ...(ports.storage ? { storage: ports.storage } : {}),
     ...(ports.progress ? { progress: ports.progress } : {}),
   });
+}
+
+/**
+ * Scans the registry, decides what is stale and, when something is, checks that the registry will let it be
+ * deleted. Changes nothing.
+ */
+export async function makePlan(ports: CleanupPorts, request: PlanRequest): Promise<PlannedRun> {
+  const { inventory, catalog } = await scanSelection(ports, request);
   const decided = {
     ...plan(inventory, request.policy, ports.clock.now()),
     ...(request.maxDelete ? { maxDelete: request.maxDelete } : {}),

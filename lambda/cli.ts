@@ -1,14 +1,24 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import packageJson from '../package.json' with { type: 'json' };
-import { type CleanupPorts, makePlan, runCleanup, withDeleteCheck } from './cleanup.js';
+import {
+  type CleanupPorts,
+  makePlan,
+  type RunReport,
+  runCleanup,
+  scanSelection,
+  withDeleteCheck,
+} from './cleanup.js';
 import { COMMANDS, type Command, commandHelp, generalHelp, unknownWord } from './command-line.js';
 import { type CliConfig, loadCliConfig, type ParsedArgs, parseArgv, UsageError } from './config.js';
 import { printable } from './domain/names.js';
 import { cleanWouldStop, type Plan } from './domain/plan.js';
 import { repositoryFilter, selectionWarnings } from './domain/selection.js';
+import { type Usage, usage } from './domain/usage.js';
 import { errorMessage } from './error-message.js';
 import { HostStorage } from './host/inventory.js';
 import { LocalRunner } from './host/local-runner.js';
@@ -26,8 +36,11 @@ import {
   planSummary,
   renderPlan,
   renderRunReport,
+  renderUsage,
   renderVerification,
+  usageSummary,
 } from './report/format.js';
+import { type ReportPage, renderReportPage } from './report/html.js';
 import { FilesystemStorage, StorageRootError } from './storage/filesystem.js';
 import { currentTags, verifyTags } from './verify.js';
 
@@ -51,6 +64,8 @@ interface GuardedIo extends Omit<CliIo, 'stdout' | 'stderr'> {
   readonly stderr: Output & { clearLine(): void };
   /** Masks a secret the run learns (a bearer token) in everything written from then on. */
   mask(secret: string): void;
+  /** What every output goes through: for what the run writes to files. */
+  readonly redactor: Redactor;
 }
 
 const CLEAR_LINE = '\r\x1b[K';
@@ -66,6 +81,7 @@ function guard(io: CliIo, redactor: Redactor): GuardedIo {
     stdout: through(io.stdout),
     stderr: { ...through(io.stderr), clearLine: () => io.stderr.write(CLEAR_LINE) },
     mask: (secret) => redactor.add(secret),
+    redactor,
   };
 }
 
@@ -164,18 +180,21 @@ async function confirm(io: GuardedIo, question: string): Promise<boolean> {
   }
 }
 
-/** The plan to show or apply, with a fresh check that the registry accepts its deletes. */
+/**
+ * The plan to show or apply, with a fresh check that the registry accepts its deletes, and, for the HTML
+ * report, the space each repository takes (unknown for a saved plan).
+ */
 async function loadPlan(
   config: CliConfig,
   ports: CleanupPorts,
-): Promise<{ plan: Plan; warnings: readonly string[] }> {
+): Promise<{ plan: Plan; warnings: readonly string[]; usage?: Usage }> {
   const maxDelete =
     config.maxDelete !== undefined ? { limit: config.maxDelete, setting: '--max-delete' } : undefined;
   if (config.savedPlan) {
     const saved = maxDelete ? { ...config.savedPlan, maxDelete } : config.savedPlan;
     return { plan: await withDeleteCheck(ports.registry, saved), warnings: [] };
   }
-  const { plan, catalog } = await makePlan(ports, {
+  const { plan, catalog, inventory } = await makePlan(ports, {
     registryUrl: config.registryUrl,
     include: config.include,
     exclude: config.exclude,
@@ -183,7 +202,63 @@ async function loadPlan(
     concurrency: config.concurrency,
     ...(maxDelete ? { maxDelete } : {}),
   });
-  return { plan, warnings: selectionWarnings(config.include, config.exclude, catalog) };
+  return {
+    plan,
+    warnings: selectionWarnings(config.include, config.exclude, catalog),
+    ...(config.html !== undefined ? { usage: usage(inventory) } : {}),
+  };
+}
+
+const FS_REASONS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOTDIR: 'a part of the path is not a folder',
+  EISDIR: 'it is a folder',
+  ENOSPC: 'no space left on the device',
+};
+
+const fsReason = (error: unknown): string => {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  return FS_REASONS[code] ?? errorMessage(error);
+};
+
+/** Why a file could not be written at `path`, as far as can be told without writing it; undefined when it could. */
+async function cannotWrite(path: string): Promise<string | undefined> {
+  try {
+    if ((await stat(path)).isDirectory()) return 'it is a folder';
+    await access(path, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return fsReason(error);
+  }
+  const folder = dirname(resolve(path));
+  try {
+    if (!(await stat(folder)).isDirectory()) return `${folder} is not a folder`;
+    await access(folder, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT'
+      ? `the folder ${folder} does not exist`
+      : `the folder ${folder}: ${fsReason(error)}`;
+  }
+}
+
+/** Writes the HTML report when --html asks for one; false when it could not be written (said on stderr). */
+async function savePage(
+  config: CliConfig,
+  io: GuardedIo,
+  page: Omit<ReportPage, 'command'>,
+): Promise<boolean> {
+  if (config.html === undefined) return true;
+  const text = io.redactor.text(renderReportPage(io.redactor.value({ command: config.command, ...page })));
+  try {
+    await writeFile(config.html, text);
+    return true;
+  } catch (error) {
+    io.stderr.write(`error: --html: writing ${config.html} failed: ${fsReason(error)}\n`);
+    return false;
+  }
 }
 
 /** How wide a line of human output may be: $COLUMNS, else the terminal's width, else 80. */
@@ -198,7 +273,16 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
   const ports = await buildPorts(config, io, deadline);
   const width = outputWidth(io);
   if (config.command === 'verify') return verify(config, io, ports, width);
-  const { plan, warnings } = await loadPlan(config, ports);
+  if (config.command === 'du') return du(config, io, ports, width);
+  const { plan, warnings, usage: space } = await loadPlan(config, ports);
+  const page = async (run?: RunReport): Promise<boolean> =>
+    savePage(config, io, {
+      registry: plan.registry,
+      createdAt: plan.createdAt,
+      plan,
+      ...(space ? { usage: space } : {}),
+      ...(run ? { run } : {}),
+    });
   if (ports.progress) io.stderr.clearLine();
   const consequence =
     config.command === 'gc' ? 'gc collects the whole registry but verifies no tag after it' : 'nothing to do';
@@ -226,7 +310,7 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
     else showPlan();
     const warning = deletesWarning(plan);
     if (warning && !stdoutOnTerminal) io.stderr.write(fitText(`${warning}\n`, width));
-    return scanExit;
+    return (await page()) ? scanExit : EXIT.failed;
   }
 
   const units = plan.repositories.reduce((sum, r) => sum + r.deletions.length, 0);
@@ -236,6 +320,7 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
     if (refused) {
       if (config.json) io.stdout.write(`${JSON.stringify({ plan }, null, 2)}\n`);
       io.stderr.write(fitText(`error: clean stopped before deleting anything: ${refused}\n`, width));
+      await page();
       return EXIT.failed;
     }
     if (units === 0 && !config.json && !config.quiet) io.stdout.write('Nothing to delete.\n');
@@ -243,7 +328,7 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
       const question = `Delete ${plan.totals.manifestsDeleted} manifests (frees ${plan.reclaim.exact ? '' : 'at most '}${formatBytes(plan.reclaim.bytes)} after garbage collection)? [y/N] `;
       if (!(await confirm(io, question))) {
         io.stderr.write('Nothing deleted.\n');
-        return EXIT.done;
+        return (await page()) ? EXIT.done : EXIT.failed;
       }
     }
   }
@@ -260,7 +345,34 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
       `${config.quiet || config.command === 'gc' ? '' : '\n'}${renderRunReport(report, width)}`,
     );
   if (!stdoutOnTerminal) for (const problem of report.problems) io.stderr.write(`error: ${problem}\n`);
-  return report.outcome === 'failed' ? EXIT.failed : EXIT.done;
+  const saved = config.command === 'gc' || (await page(report));
+  return report.outcome === 'failed' || !saved ? EXIT.failed : EXIT.done;
+}
+
+/** `du`: the scan plan makes, then the space each repository takes, and the registry's totals. */
+async function du(config: CliConfig, io: GuardedIo, ports: CleanupPorts, width: number): Promise<number> {
+  const { inventory, catalog } = await scanSelection(ports, config);
+  if (ports.progress) io.stderr.clearLine();
+  for (const warning of selectionWarnings(config.include, config.exclude, catalog))
+    io.stderr.write(fitText(`warning: ${warning}; nothing to measure\n`, width));
+  const failed = inventory.repositories.filter((r) => r.error !== undefined);
+  for (const repository of failed) {
+    io.stderr.write(
+      `error: repository ${repository.name} could not be scanned and is not counted: ${repository.error}\n`,
+    );
+  }
+  const measured = usage(inventory);
+  if (config.json) io.stdout.write(`${JSON.stringify(measured, null, 2)}\n`);
+  else
+    io.stdout.write(
+      config.quiet ? fitText(`${usageSummary(measured).join('\n')}\n`, width) : renderUsage(measured, width),
+    );
+  const saved = await savePage(config, io, {
+    registry: inventory.registry,
+    createdAt: inventory.scannedAt,
+    usage: measured,
+  });
+  return failed.length > 0 || !saved ? EXIT.failed : EXIT.done;
 }
 
 async function verify(config: CliConfig, io: GuardedIo, ports: CleanupPorts, width: number): Promise<number> {
@@ -327,6 +439,7 @@ export async function run(argv: readonly string[], terminal: CliIo): Promise<num
       readFile: (path) => readFile(path, 'utf8'),
       readStdin: () => readAll(io.stdin),
       dockerCredentials: (host) => resolveDockerCredentials(host, { env: io.env }),
+      cannotWrite,
     });
   } catch (error) {
     return usageFailure(io, error, parsed?.command ?? argv.find((arg) => !arg.startsWith('-')));

@@ -3,7 +3,7 @@
 import { distance } from './domain/edit-distance.js';
 import { DEFAULT_WIDTH, table, wrapText } from './report/format.js';
 
-export const COMMANDS = ['plan', 'clean', 'gc', 'verify'] as const;
+export const COMMANDS = ['plan', 'clean', 'gc', 'verify', 'du'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CommandSpec {
@@ -60,6 +60,20 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
       "registry-janitor verify --registry http://127.0.0.1:5000 --repo 'web/*' --json",
     ],
   },
+  du: {
+    summary: 'show the space each repository takes, and what deleting it would free',
+    description:
+      'Scans the registry as plan does and shows, for each repository, its bytes in all, the bytes no other ' +
+      'repository references (what deleting the whole repository would free after garbage collection), the ' +
+      'bytes it shares, and the bytes only its untagged manifests hold; the largest exclusive figure first. ' +
+      "With --storage-root it also gives the registry's total in storage and the bytes no manifest " +
+      'references. Changes nothing.',
+    examples: [
+      'registry-janitor du --registry http://127.0.0.1:5000 --storage-root /var/lib/docker-registry',
+      "registry-janitor du --registry http://127.0.0.1:5000 --storage-from-host --repo 'web/**' --json",
+      'registry-janitor du --registry http://127.0.0.1:5000 --storage-root /srv/registry --html du.html',
+    ],
+  },
 };
 
 export type OptionGroup = 'Registry' | 'Selection' | 'Policy' | 'Host' | 'Output' | 'Run';
@@ -81,7 +95,8 @@ export interface OptionSpec {
 
 const ALL = COMMANDS;
 const SCANNING: readonly Command[] = ['plan', 'clean'];
-const HOST: readonly Command[] = ['plan', 'clean', 'gc'];
+const STORAGE: readonly Command[] = ['plan', 'clean', 'du'];
+const HOST: readonly Command[] = ['plan', 'clean', 'gc', 'du'];
 
 export const OPTIONS = {
   registry: {
@@ -123,14 +138,14 @@ export const OPTIONS = {
     type: 'string',
     value: 'DIR',
     group: 'Registry',
-    commands: SCANNING,
+    commands: STORAGE,
     help: "the registry's storage root on this machine (holds docker/registry/v2)",
     doc: "The registry's filesystem root as this machine sees it (the folder that holds `docker/registry/v2`: `storage.filesystem.rootdirectory` of a registry running on the host). Read-only use: lists untagged manifest revisions and push times.",
   },
   'storage-from-host': {
     type: 'boolean',
     group: 'Registry',
-    commands: SCANNING,
+    commands: STORAGE,
     help: 'read the storage through the host script (docker exec; over SSM with --instance-id)',
     doc: 'The same, read inside the registry container by the host script: locally through `docker exec`, or over SSM with `--instance-id`. The way for a registry that runs in Docker.',
   },
@@ -295,6 +310,14 @@ export const OPTIONS = {
     commands: ALL,
     help: 'print the plan or the result as JSON on stdout',
     doc: 'Machine-readable plan or result on stdout.',
+  },
+  html: {
+    type: 'string',
+    value: 'FILE',
+    group: 'Output',
+    commands: STORAGE,
+    help: 'also write the report as one HTML page (charts, every decision and why)',
+    doc: 'Also write the report as one self-contained HTML page that opens offline and loads nothing: the summary, a chart of the space per repository, every tag and manifest kept or deleted with its reason (a collapsible section per repository), and for `clean` the bytes before, estimated and measured after.',
   },
   quiet: {
     type: 'boolean',

@@ -76,6 +76,8 @@ export interface CliConfig {
   /** Collect garbage: gc, or clean with --gc local|ssm. */
   readonly collectGarbage: boolean;
   readonly storageFromHost: boolean;
+  /** --html FILE: where the report goes as an HTML page too. */
+  readonly html?: string;
   /** Things worth telling a person that do not stop the run. */
   readonly warnings: readonly string[];
 }
@@ -87,6 +89,8 @@ export interface ConfigSources {
   readStdin(): Promise<string>;
   /** Credentials the Docker CLI would use for a host, from its credential helper or its config file. */
   dockerCredentials(host: string): Promise<{ username: string; password: string } | undefined>;
+  /** Why a file could not be written at this path; undefined when it could. */
+  cannotWrite(path: string): Promise<string | undefined>;
 }
 
 export class UsageError extends Error {
@@ -267,8 +271,9 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   // A policy flag already reported as wrong would make the policy look empty: no second error for it.
   if (problems.length === problemsBeforeRule) {
     try {
-      // verify and gc need no policy, and a saved plan carries its decisions.
-      const unneeded = command === 'verify' || command === 'gc' || savedPlan !== undefined;
+      // verify, gc and du need no policy, and a saved plan carries its decisions.
+      const unneeded =
+        command === 'verify' || command === 'gc' || command === 'du' || savedPlan !== undefined;
       // gc plans only to know what must still resolve after collecting: it keeps everything.
       const rule: RuleInput = command === 'gc' ? { protect: true } : unneeded ? { keepLast: 0 } : flagRule;
       policy = buildPolicy(policyFile, rule, v.policy ?? 'policy file');
@@ -303,6 +308,12 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   const host = hostConfig({ ...v, gc }, problems);
   if (v['storage-from-host'] && v['storage-root'] !== undefined) {
     problems.push('--storage-root and --storage-from-host: give one, not both');
+  }
+
+  if (v.html !== undefined) {
+    const reason = await sources.cannotWrite(v.html);
+    if (reason !== undefined)
+      problems.push(`--html: cannot write ${v.html}: ${reason}; give a file in a folder you may write to`);
   }
 
   const warnings: string[] = [];
@@ -344,6 +355,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
     ...(host ? { host } : {}),
     collectGarbage: gc !== 'none',
     storageFromHost: v['storage-from-host'] ?? false,
+    ...(v.html !== undefined ? { html: v.html } : {}),
     warnings,
   };
 }

@@ -13,6 +13,7 @@ import { EmfMetrics } from './aws/metrics.js';
 import { SnsNotifier } from './aws/notify.js';
 import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
 import { printable } from './domain/names.js';
+import { usage } from './domain/usage.js';
 import { HostStorage } from './host/inventory.js';
 import type { HostAction, Registry } from './ports.js';
 import { Redactor } from './redact.js';
@@ -23,6 +24,7 @@ import {
   type FunctionReport,
   type PendingCollections,
   publishReport,
+  type RunDetails,
   runFunction,
 } from './run.js';
 
@@ -108,7 +110,14 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
     return {
       metrics: { publish: (report) => metrics.publish(redactor.value(report)) },
       ...(notifier ? { notifier: { notify: (report) => notifier.notify(redactor.value(report)) } } : {}),
-      ...(archive ? { archive: { save: (report) => archive.save(redactor.value(report)) } } : {}),
+      ...(archive
+        ? {
+            archive: {
+              save: (report, details) =>
+                archive.save(redactor.value(report), details && redactor.value(details)),
+            },
+          }
+        : {}),
     };
   };
 
@@ -208,6 +217,7 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
     const remainingMs = (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS) - REPORT_MARGIN_MS;
     const deadline = AbortSignal.timeout(Math.max(1000, remainingMs));
     const { registry } = container;
+    let details: RunDetails | undefined;
     const report = await runFunction(
       {
         registry: () => registry(deadline),
@@ -216,6 +226,9 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
         clock: { now },
         ...(container.pending ? { pending: container.pending } : {}),
         ...(container.lease ? { lease: container.lease } : {}),
+        onPlan: (planned) => {
+          details = { plan: planned.plan, usage: usage(planned.inventory) };
+        },
       },
       {
         config,
@@ -224,7 +237,7 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
         deadline: new Date(startedAt.getTime() + (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS)),
       },
     );
-    return publishReport(container.outputs, report);
+    return publishReport(container.outputs, report, details);
   };
 
   return async (event, context) => {

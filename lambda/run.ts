@@ -8,6 +8,7 @@ import {
   checkCollection,
   keptTags,
   makePlan,
+  type PlannedRun,
   type RunReport,
   runCleanup,
 } from './cleanup.js';
@@ -16,6 +17,7 @@ import { cleanWouldStop, type Plan, type PlanTotals } from './domain/plan.js';
 import { buildPolicy, type Policy, type RuleInput } from './domain/policy.js';
 import type { Reclaim } from './domain/reclaim.js';
 import { repositoryFilter } from './domain/selection.js';
+import type { Usage } from './domain/usage.js';
 import { errorCode } from './error-message.js';
 import { createLimit } from './limit.js';
 import type { Clock, HostAction, HostParams, HostRun, HostRunner, Registry, StorageLister } from './ports.js';
@@ -84,6 +86,8 @@ export interface FunctionPorts {
   /** Taken before a run touches the registry or the host; a run that cannot take it is skipped. */
   readonly lease?: RunLease;
   readonly clock: Clock;
+  /** Told each plan the function makes, with the inventory it was made from. */
+  readonly onPlan?: (planned: PlannedRun) => void;
 }
 
 export interface FunctionRequest {
@@ -157,6 +161,8 @@ export interface FunctionReport {
   readonly collection?: CollectionReport;
   /** Where the full report was saved. */
   readonly historyLocation?: string;
+  /** Where the report was saved as a page for a person to read (HTML). */
+  readonly reportPage?: string;
 }
 
 /** The longest a Lambda invocation runs: a lease taken without a deadline expires after it. */
@@ -362,7 +368,7 @@ async function cycle(
     host: startingCollections(ports.host),
     ...(ports.storage ? { storage: ports.storage } : {}),
   };
-  const { plan } = await makePlan(cleanupPorts, {
+  const planned = await makePlan(cleanupPorts, {
     registryUrl: config.registryUrl,
     include: options.include,
     exclude: options.exclude,
@@ -372,6 +378,8 @@ async function cycle(
       ? { maxDelete: { limit: options.maxDelete, setting: 'maxDelete' } }
       : {}),
   });
+  ports.onPlan?.(planned);
+  const { plan } = planned;
   if (options.dryRun) {
     const refused = cleanWouldStop(plan);
     if (refused) notes.push(`a run that deletes would stop before deleting anything: ${refused}`);
@@ -786,9 +794,18 @@ export function configurationFailure(input: {
   return { ...report, headline: `FAILED - misconfigured: ${input.problems[0] ?? 'see the report'}` };
 }
 
-/** Saves the full report. Answers where it went. */
+/** What the report's page shows beyond the report: every decision with its reason, the space per repository. */
+export interface RunDetails {
+  readonly plan: Plan;
+  readonly usage: Usage;
+}
+
+/** Saves the full report, and its page for a person. Answers where each went. */
 export interface RunArchive {
-  save(report: FunctionReport): Promise<string>;
+  save(
+    report: FunctionReport,
+    details?: RunDetails,
+  ): Promise<{ readonly report: string; readonly page?: string }>;
 }
 
 export interface Notifier {
@@ -823,12 +840,18 @@ function withProblem(report: FunctionReport, problem: string): FunctionReport {
 export async function publishReport(
   outputs: FunctionOutputs,
   report: FunctionReport,
+  details?: RunDetails,
 ): Promise<FunctionReport> {
   let final = report;
   if (report.outcome !== 'nothing to do') {
     if (outputs.archive) {
       try {
-        final = { ...final, historyLocation: await outputs.archive.save(final) };
+        const saved = await outputs.archive.save(final, details);
+        final = {
+          ...final,
+          historyLocation: saved.report,
+          ...(saved.page !== undefined ? { reportPage: saved.page } : {}),
+        };
       } catch (error) {
         final = withProblem(final, `the report could not be saved: ${describeError(error)}`);
       }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need when it is missing: the registry binary, skopeo, openssl and
-# busybox (the registry image's tools) from Debian's packages, and the npm dependencies.
+# Installs what the demo and the tests need when it is missing: the registry binary, skopeo, openssl,
+# busybox (the registry image's tools) and Chromium (renders the HTML report) from Debian's packages, and the
+# npm dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} with apt-get…" >&2
   sudo=""

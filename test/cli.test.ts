@@ -129,7 +129,7 @@ describe('bad input', () => {
 
     expect(command).toMatchObject({ code: 2, stdout: '' });
     expect(command.stderr).toBe(
-      'error: unknown command "plna": did you mean plan? (the commands are plan, clean, gc, verify)\n' +
+      'error: unknown command "plna": did you mean plan? (the commands are plan, clean, gc, verify, du)\n' +
         'Run registry-janitor help for the commands.\n',
     );
     expect(flag.code).toBe(2);

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS, OPTIONS, readmeWithOptions } from '../lambda/command-line.js';
 import type { Plan } from '../lambda/domain/plan.js';
@@ -44,6 +45,7 @@ describe('help', () => {
     expect(bare.stderr).toBe(asked.stdout);
     expect(asked.stdout).toMatch(/^Commands\n {2}plan +show what is stale/m);
     expect(asked.stdout).toMatch(/^ {2}gc +collect garbage on the registry host only/m);
+    expect(asked.stdout).toMatch(/^ {2}du +show the space each repository takes/m);
   });
 
   it('keeps the README reference in step with the options', async () => {
@@ -79,6 +81,41 @@ describe('mistakes', () => {
       'error: --keep-days: expected a number of days or a duration such as 30, 36h or 2w, got "-1"',
     );
     expect(negative.stderr).not.toMatch(/ambiguous|\n\s+at /);
+  });
+
+  it('refuses an --html file that cannot be written, before anything is scanned, naming the flag and the fix', async () => {
+    const missing = await runCli([
+      'du',
+      '--registry',
+      'http://127.0.0.1:1',
+      '--html',
+      '/nonexistent-folder/report.html',
+    ]);
+    const folder = await runCli([
+      'plan',
+      '--registry',
+      'http://127.0.0.1:1',
+      '--keep-last',
+      '1',
+      '--html',
+      tmpdir(),
+    ]);
+
+    expect(missing).toMatchObject({ code: 2, stdout: '' });
+    expect(missing.stderr).toBe(
+      'error: --html: cannot write /nonexistent-folder/report.html: the folder /nonexistent-folder does not exist; ' +
+        'give a file in a folder you may write to\n' +
+        'Run registry-janitor help du for its options and examples.\n',
+    );
+    expect(folder.code).toBe(2);
+    expect(folder.stderr).toContain(`error: --html: cannot write ${tmpdir()}: it is a folder; give a file`);
+  });
+
+  it('takes no policy for du, which deletes nothing', async () => {
+    const result = await runCli(['du', '--registry', 'http://127.0.0.1:1', '--keep-last', '3']);
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('error: --keep-last: not an option of du (only of plan, clean)\n');
   });
 
   it('suggests the command meant by help', async () => {

@@ -1,10 +1,12 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { renderReportPage } from '../report/html.js';
 import {
   type FunctionReport,
   type PendingCollection,
   type PendingCollections,
   pendingCollectionSchema,
   type RunArchive,
+  type RunDetails,
 } from '../run.js';
 
 /** Run reports go under this prefix of the output bucket; the stack's lifecycle rules may expire them. */
@@ -21,9 +23,27 @@ export class HistoryError extends Error {
 }
 
 /** `runs/<ISO time>-<request id>.json`; characters outside a request id's alphabet become `_`. */
-export function reportKey(report: Pick<FunctionReport, 'startedAt' | 'requestId'>): string {
+export function reportKey(
+  report: Pick<FunctionReport, 'startedAt' | 'requestId'>,
+  extension: 'json' | 'html' = 'json',
+): string {
   const id = report.requestId.replace(/[^A-Za-z0-9-]/g, '_').slice(0, 128);
-  return `${RUNS_PREFIX}${report.startedAt}-${id}.json`;
+  return `${RUNS_PREFIX}${report.startedAt}-${id}.${extension}`;
+}
+
+/** The report as a page for a person: what happened, every decision with its reason, the space it took. */
+export function reportPageHtml(report: FunctionReport, details?: RunDetails): string {
+  return renderReportPage({
+    command: `function run (${report.trigger.kind})`,
+    registry: report.registry ?? 'no registry configured',
+    createdAt: report.startedAt,
+    headline: report.headline,
+    outcome: report.outcome,
+    problems: report.problems,
+    notes: report.notes,
+    ...(details ? { plan: details.plan, usage: details.usage } : {}),
+    ...(report.cleanup ? { run: report.cleanup } : {}),
+  });
 }
 
 const errorName = (error: unknown): string => {
@@ -76,25 +96,27 @@ export class S3History implements RunArchive, PendingCollections {
     );
   }
 
-  private async put(key: string, value: unknown): Promise<void> {
+  private async put(key: string, body: string, contentType: string): Promise<void> {
     try {
       await this.options.s3.send(
-        new PutObjectCommand({
-          Bucket: this.options.bucket,
-          Key: key,
-          Body: `${JSON.stringify(value, null, 2)}\n`,
-          ContentType: 'application/json',
-        }),
+        new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ContentType: contentType }),
       );
     } catch (error) {
       throw this.failure('writing', key, error);
     }
   }
 
-  async save(report: FunctionReport): Promise<string> {
+  private putJson(key: string, value: unknown): Promise<void> {
+    return this.put(key, `${JSON.stringify(value, null, 2)}\n`, 'application/json');
+  }
+
+  /** The report as JSON, and beside it, under the same name, its page as HTML. */
+  async save(report: FunctionReport, details?: RunDetails): Promise<{ report: string; page: string }> {
     const key = reportKey(report);
-    await this.put(key, report);
-    return this.where(key);
+    const pageKey = reportKey(report, 'html');
+    await this.putJson(key, report);
+    await this.put(pageKey, reportPageHtml(report, details), 'text/html; charset=utf-8');
+    return { report: this.where(key), page: this.where(pageKey) };
   }
 
   async read(): Promise<PendingCollection | undefined> {
@@ -125,7 +147,7 @@ export class S3History implements RunArchive, PendingCollections {
 
   async write(record: PendingCollection | undefined): Promise<void> {
     if (record !== undefined) {
-      await this.put(PENDING_KEY, record);
+      await this.putJson(PENDING_KEY, record);
       return;
     }
     try {

@@ -75,6 +75,7 @@ export function notificationBody(report: FunctionReport): string {
   if (report.problems.length > 0) lines.push('Problems:', ...report.problems.map((p) => `- ${p}`));
   if (report.notes.length > 0) lines.push('Notes:', ...report.notes.map((n) => `- ${n}`));
   if (report.historyLocation) lines.push(`Full report: ${report.historyLocation}`);
+  if (report.reportPage) lines.push(`Report page: ${report.reportPage}`);
   return `${lines.join('\n')}\n`;
 }
 

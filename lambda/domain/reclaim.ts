@@ -30,29 +30,37 @@ export function blobsOf(manifest: Manifest): BlobRef[] {
 }
 
 /**
+ * The size a blob counts for: when storage was listed, its size there (undefined once storage no longer holds
+ * it: the collector cannot free it again); else the size its manifest declares.
+ */
+export function countedSize(inventory: Inventory): (blob: BlobRef) => number | undefined {
+  const stored = inventory.storedBlobs && new Map(inventory.storedBlobs.map((b) => [b.digest, b.size]));
+  return stored ? (blob) => stored.get(blob.digest) : (blob) => blob.size;
+}
+
+/**
  * The bytes the garbage collector frees once the given manifests are deleted: blobs referenced by deleted
  * manifests and by no kept manifest in any scanned repository. Blobs are shared across repositories on disk,
  * so a blob kept anywhere counts as not freed.
  */
 export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, ReadonlySet<Digest>>): Reclaim {
   const keptBlobs = new Set<Digest>();
-  const candidates = new Map<Digest, number>();
+  const candidates = new Map<Digest, BlobRef>();
   for (const repository of inventory.repositories) {
     const gone = deleted.get(repository.name);
     for (const manifest of repository.manifests) {
       const isDeleted = gone?.has(manifest.digest) === true;
       for (const blob of blobsOf(manifest)) {
-        if (isDeleted) candidates.set(blob.digest, blob.size);
+        if (isDeleted) candidates.set(blob.digest, blob);
         else keptBlobs.add(blob.digest);
       }
     }
   }
-  // A broken image's blob may be gone from storage already: the collector cannot free it again.
-  const stored = inventory.storedBlobs && new Map(inventory.storedBlobs.map((b) => [b.digest, b.size]));
+  const sizeOf = countedSize(inventory);
   let bytes = 0;
   let blobs = 0;
-  for (const [digest, size] of candidates) {
-    const freed = stored ? stored.get(digest) : size;
+  for (const [digest, blob] of candidates) {
+    const freed = sizeOf(blob);
     if (keptBlobs.has(digest) || freed === undefined) continue;
     bytes += freed;
     blobs += 1;

@@ -1,5 +1,13 @@
 import { type DeletionReport, type GarbageCollection, MAX_DELETE_CODE, type RunReport } from '../cleanup.js';
-import { cleanWouldStop, type Plan, type RepositoryPlan } from '../domain/plan.js';
+import type { Digest } from '../domain/names.js';
+import {
+  cleanWouldStop,
+  type Decision,
+  type ManifestDecision,
+  type Plan,
+  type RepositoryPlan,
+} from '../domain/plan.js';
+import type { Usage } from '../domain/usage.js';
 import type { Verification } from '../verify.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -15,11 +23,11 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${UNITS[unit]}`;
 }
 
-const shortDigest = (digest: string) => digest.slice(7, 19);
+export const shortDigest = (digest: string) => digest.slice(7, 19);
 export const plural = (count: number, word: string, many = `${word}s`): string =>
   `${count} ${count === 1 ? word : many}`;
 /** Cosign and OCI fallback tags carry a whole digest; show its head. */
-const shortTag = (tag: string) => tag.replace(/^sha256-([a-f0-9]{12})[a-f0-9]{52}/, 'sha256-$1…');
+export const shortTag = (tag: string) => tag.replace(/^sha256-([a-f0-9]{12})[a-f0-9]{52}/, 'sha256-$1…');
 /** A plan has not deleted anything yet: it says what it will do. */
 const verb = (decision: 'keep' | 'delete') => (decision === 'keep' ? 'keep' : 'will delete');
 
@@ -106,29 +114,60 @@ export function table(rows: readonly (readonly string[])[], width = Number.POSIT
   });
 }
 
+export interface DecisionRow {
+  /** The tag, or the role of a manifest without one: `(untagged)`, `(child)`, `(referrer)`. */
+  readonly what: string;
+  readonly digest: Digest;
+  readonly decision: Decision;
+  readonly reason: string;
+}
+
+/**
+ * What a person is shown of a repository's plan: every tag, every manifest without a tag that goes, and the
+ * untagged revisions that stay. Children and referrers without a tag that stay with their parents are only
+ * counted.
+ */
+export function decisionRows(repository: RepositoryPlan): { rows: DecisionRow[]; keptDependents: number } {
+  const rows: DecisionRow[] = repository.tags.map((tag) => ({
+    what: tag.tag,
+    digest: tag.digest,
+    decision: tag.decision,
+    reason: tag.reason,
+  }));
+  const untagged = repository.manifests.filter((m) => m.tags.length === 0);
+  const row = (m: ManifestDecision): DecisionRow => ({
+    what: `(${m.role})`,
+    digest: m.digest,
+    decision: m.decision,
+    reason: m.reason,
+  });
+  rows.push(...untagged.filter((m) => m.decision === 'delete').map(row));
+  const keptUntagged = untagged.filter((m) => m.decision === 'keep');
+  rows.push(...keptUntagged.filter((m) => m.role === 'untagged').map(row));
+  return { rows, keptDependents: keptUntagged.filter((m) => m.role !== 'untagged').length };
+}
+
 function repositoryLines(repository: RepositoryPlan, width: number): string[] {
   const lines = [`${repository.name}  (${repository.rule})`];
   if (repository.error !== undefined) {
     lines.push(`  not scanned, left alone: ${repository.error}`);
     return lines;
   }
-  const rows: string[][] = [['  TAG', 'DIGEST', 'DECISION']];
-  for (const tag of repository.tags)
-    rows.push([`  ${shortTag(tag.tag)}`, shortDigest(tag.digest), `${verb(tag.decision)}: ${tag.reason}`]);
-  const untagged = repository.manifests.filter((m) => m.tags.length === 0);
-  for (const manifest of untagged.filter((m) => m.decision === 'delete')) {
-    rows.push([
-      `  (${manifest.role})`,
-      shortDigest(manifest.digest),
-      `${verb('delete')}: ${manifest.reason}`,
-    ]);
-  }
-  const keptUntagged = untagged.filter((m) => m.decision === 'keep');
-  for (const manifest of keptUntagged.filter((m) => m.role === 'untagged')) {
-    rows.push(['  (untagged)', shortDigest(manifest.digest), `${verb('keep')}: ${manifest.reason}`]);
-  }
-  if (rows.length > 1) lines.push(...table(rows, width));
-  const keptDependents = keptUntagged.filter((m) => m.role !== 'untagged').length;
+  const { rows, keptDependents } = decisionRows(repository);
+  if (rows.length > 0)
+    lines.push(
+      ...table(
+        [
+          ['  TAG', 'DIGEST', 'DECISION'],
+          ...rows.map((r) => [
+            `  ${shortTag(r.what)}`,
+            shortDigest(r.digest),
+            `${verb(r.decision)}: ${r.reason}`,
+          ]),
+        ],
+        width,
+      ),
+    );
   if (keptDependents > 0)
     lines.push(
       `  and ${plural(keptDependents, 'untagged child or referrer', 'untagged children or referrers')} kept with their parents`,
@@ -221,7 +260,7 @@ export function renderDeletionReport(report: DeletionReport, opts: { collectHint
 const summaryNumber = (summary: Record<string, unknown> | undefined, field: string) =>
   typeof summary?.[field] === 'number' ? (summary[field] as number) : undefined;
 
-function collectionLine(gc: GarbageCollection): string {
+export function collectionLine(gc: GarbageCollection): string {
   if (!gc.ran) return `Garbage collection: not run (${gc.reason})`;
   if (gc.state === 'running')
     return `Garbage collection: still running on the host (command ${gc.commandId ?? 'unknown'})`;
@@ -316,4 +355,59 @@ function unverifiedLines(verification: Verification, indent: string): string[] {
     ...shown.map((t) => `${indent}${NOT_VERIFIED}: ${t.repository}:${t.tag}`),
     ...(more > 0 ? [`${indent}and ${more} more ${NOT_VERIFIED}`] : []),
   ];
+}
+
+/** A size as wide as the widest one, `1023.9 KiB`, so that a column of them lines up on the right. */
+const SIZE_WIDTH = 10;
+const sizeCell = (bytes: number) => formatBytes(bytes).padStart(SIZE_WIDTH);
+
+/** The totals of `du`: what the repositories reference, what the registry holds, and what limits the figures. */
+export function usageSummary(usage: Usage): string[] {
+  const exclusive = usage.repositories.reduce((sum, r) => sum + r.exclusiveBytes, 0);
+  const lines = [
+    `${plural(usage.repositories.length, 'repository', 'repositories')} reference ${formatBytes(usage.referencedBytes)} (${usage.referencedBytes} bytes); ${formatBytes(exclusive)} of it only one repository references`,
+  ];
+  const stored = usage.registryBytes;
+  const unreferenced = usage.unreferencedBytes;
+  if (stored === null) lines.push('Registry: its total in storage shows with --storage-root');
+  else
+    lines.push(
+      `Registry: ${formatBytes(stored)} (${stored} bytes) in storage` +
+        (unreferenced === null
+          ? ''
+          : unreferenced === 0
+            ? ', every blob referenced by a manifest'
+            : `, ${formatBytes(unreferenced)} (${unreferenced} bytes) of it referenced by no manifest: the next garbage collection frees it`),
+    );
+  for (const caveat of usage.caveats) lines.push(`  exclusive and untagged bytes are at most: ${caveat}`);
+  return lines;
+}
+
+/** `du` for a person: one row a repository, sizes first and aligned, the name last; then the totals. */
+export function renderUsage(usage: Usage, width = DEFAULT_WIDTH): string {
+  const shown = usage.repositories.filter((r) => r.totalBytes > 0);
+  const nameWidth = Math.max(12, width - 4 * (SIZE_WIDTH + 2));
+  const lines: string[] = [];
+  if (shown.length > 0) {
+    lines.push(
+      ...table(
+        [
+          [...['EXCLUSIVE', 'TOTAL', 'SHARED', 'UNTAGGED'].map((h) => h.padStart(SIZE_WIDTH)), 'REPOSITORY'],
+          ...shown.map((r) => [
+            sizeCell(r.exclusiveBytes),
+            sizeCell(r.totalBytes),
+            sizeCell(r.sharedBytes),
+            sizeCell(r.untaggedBytes),
+            shorten(r.name, nameWidth),
+          ]),
+        ],
+        width,
+      ),
+      '',
+    );
+  }
+  const empty = usage.repositories.length - shown.length;
+  if (empty > 0) lines.push(`${plural(empty, 'empty repository', 'empty repositories')} not shown`, '');
+  lines.push(...usageSummary(usage));
+  return `${fitText(lines.join('\n'), width)}\n`;
 }

@@ -31,20 +31,30 @@ describe('run history in the output bucket', () => {
   const history = new S3History({ s3, bucket: BUCKET });
   afterEach(() => mock.reset());
 
-  it('saves each report as JSON under runs/<time>-<request id>.json and says where', async () => {
+  it('saves each report as JSON under runs/<time>-<request id>.json, its page beside it as HTML, and says where', async () => {
     mock.on(PutObjectCommand).resolves({});
-    const report = succeededReport({ requestId: 'c0ffee-1' });
+    const report = succeededReport({ requestId: 'c0ffee-1', problems: ['<b>not bold</b>'] });
 
     const location = await history.save(report);
 
-    expect(location).toBe(`s3://${BUCKET}/runs/2026-01-01T03:00:00.000Z-c0ffee-1.json`);
-    const sent = mock.commandCalls(PutObjectCommand)[0]?.args[0].input;
-    expect(sent).toMatchObject({
+    expect(location).toEqual({
+      report: `s3://${BUCKET}/runs/2026-01-01T03:00:00.000Z-c0ffee-1.json`,
+      page: `s3://${BUCKET}/runs/2026-01-01T03:00:00.000Z-c0ffee-1.html`,
+    });
+    const [json, page] = mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input);
+    expect(json).toMatchObject({
       Bucket: BUCKET,
       Key: 'runs/2026-01-01T03:00:00.000Z-c0ffee-1.json',
       ContentType: 'application/json',
     });
-    expect(JSON.parse(String(sent?.Body))).toEqual(report);
+    expect(JSON.parse(String(json?.Body))).toEqual(report);
+    expect(page).toMatchObject({
+      Bucket: BUCKET,
+      Key: 'runs/2026-01-01T03:00:00.000Z-c0ffee-1.html',
+      ContentType: 'text/html; charset=utf-8',
+    });
+    expect(String(page?.Body)).toContain(`<p class="headline">${report.headline}</p>`);
+    expect(String(page?.Body)).toContain('<li>&lt;b&gt;not bold&lt;/b&gt;</li>');
   });
 
   it('writes, reads back and removes the pending-collection record', async () => {

@@ -16,7 +16,10 @@ describe('the notification', () => {
     mock.on(PublishCommand).resolves({ MessageId: 'm-1' });
 
     await new SnsNotifier({ sns, topicArn: TOPIC }).notify(
-      succeededReport({ historyLocation: 's3://janitor/runs/2026-01-01T03:00:00.000Z-req-1.json' }),
+      succeededReport({
+        historyLocation: 's3://janitor/runs/2026-01-01T03:00:00.000Z-req-1.json',
+        reportPage: 's3://janitor/runs/2026-01-01T03:00:00.000Z-req-1.html',
+      }),
     );
 
     expect(mock).toHaveReceivedCommandWith(PublishCommand, {
@@ -29,6 +32,7 @@ describe('the notification', () => {
         'Disk used: 91% before, 64% after',
         'Verification: all 12 kept tags resolve completely',
         'Full report: s3://janitor/runs/2026-01-01T03:00:00.000Z-req-1.json',
+        'Report page: s3://janitor/runs/2026-01-01T03:00:00.000Z-req-1.html',
         '',
       ].join('\n'),
     });

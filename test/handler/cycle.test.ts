@@ -1,4 +1,5 @@
 import 'aws-sdk-client-mock-vitest/extend';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -101,6 +102,7 @@ describe('the function runs the whole cycle', () => {
     expect(message).toContain(`(${freed} bytes) measured; plan estimate `);
     expect(message).toContain('Verification: all 3 kept tags resolve completely\n');
     expect(message).toContain(`Full report: ${report.historyLocation}\n`);
+    expect(message).toContain(`Report page: ${report.reportPage}\n`);
 
     // Assess: the run history
     expect(report.historyLocation).toMatch(
@@ -108,8 +110,28 @@ describe('the function runs the whole cycle', () => {
         `^s3://${BUCKET}/runs/\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z-req-schedule\\.json$`,
       ),
     );
-    const { historyLocation: _, ...saved } = report;
+    const { historyLocation: _, reportPage: __, ...saved } = report;
     expect(savedReport(fixture, report)).toEqual(JSON.parse(JSON.stringify(saved)));
+
+    // Assess: the report's page, beside it
+    expect(report.reportPage).toBe(report.historyLocation?.replace(/\.json$/, '.html'));
+    const page = fixture.fake.objects.get((report.reportPage ?? '').replace('s3://', '')) ?? '';
+    expect(page).toMatch(/^<!doctype html>/);
+    expect(page).toContain('<h1>registry-janitor function run (schedule)</h1>');
+    expect(page).toContain(`<p class="headline">${report.headline}</p>`);
+    expect(page).toContain('<g class="bar" data-label="web/app">');
+    expect(page).toContain('<g class="bar" data-label="base/os">');
+    expect(page).toMatch(/<tr class="delete"><td class="what" title="v1">v1<\/td>.*stale: pushed 40d ago/);
+    expect(page).toContain(`${(freed).toLocaleString('en-US')} bytes freed`);
+    expect(
+      fixture.fake.s3Mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input),
+    ).toContainEqual(
+      expect.objectContaining({
+        Bucket: BUCKET,
+        Key: (report.reportPage ?? '').replace(`s3://${BUCKET}/`, ''),
+        ContentType: 'text/html; charset=utf-8',
+      }),
+    );
     expect(fixture.pending()).toBeUndefined();
     expect(fixture.secretsMock).toHaveReceivedCommandTimes(GetSecretValueCommand, 1);
   });

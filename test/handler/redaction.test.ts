@@ -95,7 +95,10 @@ describe('what the function sends out', () => {
         ),
       ],
     });
-    expect(fixture.keys('runs/')).toHaveLength(1);
+    expect(fixture.keys('runs/')).toEqual([
+      expect.stringMatching(/-req-wrong\.json$/),
+      expect.stringMatching(/-req-wrong\.html$/),
+    ]);
     expect(await headManifest(fixture.reg, 'web/app', 'v1')).toBeDefined();
     expectNoLeak(report, { username: 'janitor', password });
   });
