@@ -198,6 +198,13 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
   const ports = await buildPorts(config, io, deadline);
   const width = outputWidth(io);
   if (config.command === 'verify') return verify(config, io, ports, width);
+  // A collection killed together with its watchdog can leave the registry stopped, and the scan needs it.
+  if (config.command === 'gc' && ports.host && config.host) {
+    const recovered = (await ports.host.run('recover', config.host.params).catch(() => undefined))?.summary;
+    if (recovered?.status === 'done' || recovered?.status === 'failed') {
+      io.stderr.write(fitText(`recover ${recovered.status}: ${recovered.reason ?? ''}\n`, width));
+    }
+  }
   const { plan, warnings } = await loadPlan(config, ports);
   if (ports.progress) io.stderr.clearLine();
   const consequence =

@@ -3,6 +3,7 @@ import { CONCURRENCY, registryOrigin, withoutCredentials } from '../config.js';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
 import { type Quantity, wholeNumber } from '../domain/quantity.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
+import { EXECUTION_TIMEOUT_SECONDS } from '../host/ssm-runner.js';
 import type { HostParams } from '../ports.js';
 import { ARN, INSTANCE_ID, S3_BUCKET, SSM_DOCUMENT } from './identifiers.js';
 
@@ -32,6 +33,7 @@ export const ENV = {
   metricsNamespace: 'METRICS_NAMESPACE',
   concurrency: 'CONCURRENCY',
   gcWaitSeconds: 'GC_WAIT_SECONDS',
+  executionTimeoutSeconds: 'EXECUTION_TIMEOUT_SECONDS',
   maxDelete: 'MAX_DELETE',
 } as const;
 
@@ -57,6 +59,8 @@ export interface FunctionConfig {
   readonly concurrency: number;
   /** How long one invocation waits for garbage collection before leaving it to the status-change event. */
   readonly gcWaitSeconds: number;
+  /** How long SSM lets the host script run; unset, the document's own execution timeout applies. */
+  readonly executionTimeoutSeconds?: number;
   /** A run whose plan deletes more manifests deletes none. */
   readonly maxDelete?: number;
 }
@@ -79,6 +83,10 @@ function json(text: string | undefined, name: string, problems: string[]): unkno
 }
 
 const GC_WAIT_SECONDS = wholeNumber({ min: 10, max: 840 });
+const EXECUTION_TIMEOUT = wholeNumber({
+  min: EXECUTION_TIMEOUT_SECONDS.min,
+  max: EXECUTION_TIMEOUT_SECONDS.max,
+});
 
 const globList = z.array(z.string().min(1).max(256)).max(100);
 
@@ -187,6 +195,10 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   };
   const concurrency = number(ENV.concurrency, 8, CONCURRENCY);
   const gcWaitSeconds = number(ENV.gcWaitSeconds, 600, GC_WAIT_SECONDS);
+  const executionTimeoutSeconds =
+    get(ENV.executionTimeoutSeconds) === undefined
+      ? undefined
+      : number(ENV.executionTimeoutSeconds, EXECUTION_TIMEOUT_SECONDS.default, EXECUTION_TIMEOUT);
   const maxDelete = get(ENV.maxDelete) === undefined ? undefined : number(ENV.maxDelete, 0, wholeNumber());
   const metricsNamespace = get(ENV.metricsNamespace) ?? 'RegistryJanitor';
 
@@ -210,5 +222,6 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
     ...(topicArn ? { topicArn } : {}),
     ...(diskAlarmName ? { diskAlarmName } : {}),
     ...(maxDelete !== undefined ? { maxDelete } : {}),
+    ...(executionTimeoutSeconds !== undefined ? { executionTimeoutSeconds } : {}),
   };
 }
