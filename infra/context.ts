@@ -6,6 +6,7 @@ import { distance } from '../lambda/domain/edit-distance.js';
 import { buildPolicy, PolicyError } from '../lambda/domain/policy.js';
 import { decimalNumber } from '../lambda/domain/quantity.js';
 import { HOST_PARAMETERS } from '../lambda/host/script.js';
+import { EXECUTION_TIMEOUT_SECONDS } from '../lambda/host/ssm-runner.js';
 import type { HostParams } from '../lambda/ports.js';
 import { redactText } from '../lambda/redact.js';
 import { registryOrigin } from '../lambda/registry/address.js';
@@ -39,6 +40,7 @@ export const CONTEXT = {
   maxDelete: 'maxDelete',
   logRetentionDays: 'logRetentionDays',
   reservedConcurrency: 'reservedConcurrency',
+  executionTimeoutSeconds: 'executionTimeoutSeconds',
 } as const;
 
 export type ContextKey = (typeof CONTEXT)[keyof typeof CONTEXT];
@@ -410,6 +412,7 @@ export interface StackSettings {
   readonly maxDelete?: number;
   readonly logRetentionDays?: number;
   readonly reservedConcurrency?: number;
+  readonly executionTimeoutSeconds?: number;
 }
 
 const ROLE_EXAMPLE = 'arn:aws:iam::123456789012:role/registry-host';
@@ -542,6 +545,12 @@ export function readSettings(scope: Construct): StackSettings {
     1000,
     '0 (no reservation: runs that would overlap skip themselves) or a whole number of executions to reserve, e.g. 1',
   );
+  const executionTimeoutSeconds = context.wholeNumber(
+    CONTEXT.executionTimeoutSeconds,
+    EXECUTION_TIMEOUT_SECONDS.min,
+    EXECUTION_TIMEOUT_SECONDS.max,
+    `a whole number of seconds from ${EXECUTION_TIMEOUT_SECONDS.min} to ${EXECUTION_TIMEOUT_SECONDS.max}: how long SSM lets the host script run, e.g. ${EXECUTION_TIMEOUT_SECONDS.default}`,
+  );
   context.misspeltKeys();
 
   if (
@@ -579,5 +588,6 @@ export function readSettings(scope: Construct): StackSettings {
     maxDelete,
     logRetentionDays,
     reservedConcurrency,
+    executionTimeoutSeconds,
   };
 }

@@ -61,6 +61,7 @@ export class RegistryJanitorStack extends Stack {
       maxDelete: settings.maxDelete,
       logRetention: settings.logRetentionDays as logs.RetentionDays | undefined,
       reservedConcurrency: settings.reservedConcurrency,
+      executionTimeoutSeconds: settings.executionTimeoutSeconds,
       ...(settings.network !== undefined
         ? this.network(settings.network.vpcId, settings.network.subnetIds, settings.network.securityGroupId)
         : {}),

@@ -28,7 +28,12 @@ import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
 import { LEASE_KEY } from '../lambda/aws/lease.js';
 import { METRICS, REGISTRY_DIMENSION, registryDimension } from '../lambda/aws/metrics.js';
 import type { PolicyFile } from '../lambda/domain/policy.js';
-import { DEFAULT_STEP_NAME, documentContent, shellQuote } from '../lambda/host/ssm-runner.js';
+import {
+  DEFAULT_STEP_NAME,
+  documentContent,
+  EXECUTION_TIMEOUT_SECONDS,
+  shellQuote,
+} from '../lambda/host/ssm-runner.js';
 import { redactText } from '../lambda/redact.js';
 import { withoutCredentials } from '../lambda/registry/address.js';
 
@@ -235,6 +240,14 @@ export interface RegistryJanitorProps {
    */
   readonly gcWaitSeconds?: number;
   /**
+   * How long SSM lets the host script run (5 to 172800 seconds; the SSM Agent silently runs anything outside that for
+   * 3600). When SSM stops a collection at this timeout, the collection's detached watchdog stops the collector and
+   * brings the registry back, and the function then runs the script's `recover`: the timeout bounds how long the
+   * registry is down in `stopped` mode.
+   * @default 3600
+   */
+  readonly executionTimeoutSeconds?: number;
+  /**
    * The SSM document's name.
    * @default - `RegistryJanitor-HostMaintenance-` and a hash of this construct's path
    */
@@ -347,13 +360,14 @@ export class RegistryJanitor extends Construct {
 
     this.documentName = props.documentName ?? this.defaultDocumentName();
     this.checkDocumentName(this.documentName);
+    const executionTimeoutSeconds = this.executionTimeout(props.executionTimeoutSeconds);
     this.document = new ssm.CfnDocument(this, 'HostDocument', {
       name: this.documentName,
       documentType: 'Command',
       documentFormat: 'JSON',
       targetType: '/AWS::EC2::Instance',
       updateMethod: 'NewVersion',
-      content: documentContent({ stepName: DEFAULT_STEP_NAME }),
+      content: documentContent({ stepName: DEFAULT_STEP_NAME, executionTimeoutSeconds }),
     });
 
     this.failedInvocationQueue = new sqs.Queue(this, 'FailedInvocationQueue', {
@@ -421,7 +435,7 @@ export class RegistryJanitor extends Construct {
     });
     this.logGroup.grantWrite(role);
 
-    const environment = this.functionEnvironment(props, namespace);
+    const environment = this.functionEnvironment(props, namespace, executionTimeoutSeconds);
     const caPem = props.registryCaPem === undefined ? undefined : this.caPem(props.registryCaPem);
     this.function = new NodejsFunction(this, 'Function', {
       description: `registry-janitor for ${registryHost}`,
@@ -802,6 +816,18 @@ export class RegistryJanitor extends Construct {
     return name;
   }
 
+  private executionTimeout(value: number | undefined): number {
+    const { min, max, default: fallback } = EXECUTION_TIMEOUT_SECONDS;
+    if (value === undefined) return fallback;
+    if (Token.isUnresolved(value) || !Number.isInteger(value) || value < min || value > max) {
+      throw new RegistryJanitorPropsError(
+        this,
+        `executionTimeoutSeconds must be a whole number of seconds from ${min} to ${max} (the SSM Agent runs a script for ${fallback} seconds whatever else it is given), got ${value}`,
+      );
+    }
+    return value;
+  }
+
   private reservedConcurrency(value: number): number | undefined {
     if (!Number.isInteger(value) || value < 0) {
       throw new RegistryJanitorPropsError(
@@ -828,7 +854,11 @@ export class RegistryJanitor extends Construct {
   }
 
   /** The variables the handler reads; what is known at synthesis is checked as the handler will check it. */
-  private functionEnvironment(props: RegistryJanitorProps, namespace: string): Record<string, string> {
+  private functionEnvironment(
+    props: RegistryJanitorProps,
+    namespace: string,
+    executionTimeoutSeconds: number,
+  ): Record<string, string> {
     const asJson = (value: PolicyFile | string | undefined) =>
       value === undefined ? undefined : typeof value === 'string' ? value : JSON.stringify(value);
     const globs = (value: string[] | undefined) => (value === undefined ? undefined : JSON.stringify(value));
@@ -855,6 +885,7 @@ export class RegistryJanitor extends Construct {
       [ENV.metricsNamespace]: namespace,
       [ENV.concurrency]: props.concurrency?.toString(),
       [ENV.gcWaitSeconds]: props.gcWaitSeconds?.toString(),
+      [ENV.executionTimeoutSeconds]: String(executionTimeoutSeconds),
     };
     const environment: Record<string, string> = {};
     for (const [name, value] of Object.entries(entries)) {

@@ -377,6 +377,7 @@ export async function runCleanup(
       ...(run.summary ? { summary: run.summary } : {}),
       ...(run.commandId !== undefined ? { commandId: run.commandId } : {}),
       ...(run.reason !== undefined ? { reason: run.reason } : {}),
+      ...(run.interrupted ? { interrupted: true as const } : {}),
     };
   }
 

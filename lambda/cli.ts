@@ -274,6 +274,13 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
   const width = outputWidth(io);
   if (config.command === 'verify') return verify(config, io, ports, width);
   if (config.command === 'du') return du(config, io, ports, width);
+  // A collection killed together with its watchdog can leave the registry stopped, and the scan needs it.
+  if (config.command === 'gc' && ports.host && config.host) {
+    const recovered = (await ports.host.run('recover', config.host.params).catch(() => undefined))?.summary;
+    if (recovered?.status === 'done' || recovered?.status === 'failed') {
+      io.stderr.write(fitText(`recover ${recovered.status}: ${recovered.reason ?? ''}\n`, width));
+    }
+  }
   const { plan, warnings, usage: space } = await loadPlan(config, ports);
   const page = async (run?: RunReport): Promise<boolean> =>
     savePage(config, io, {

@@ -211,6 +211,9 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
       budgetMs,
       ...(config.ssmDocument !== undefined ? { documentName: config.ssmDocument } : {}),
       ...(config.bucket !== undefined ? { outputBucket: config.bucket, s3: clients.s3() } : {}),
+      ...(config.executionTimeoutSeconds !== undefined
+        ? { executionTimeoutSeconds: config.executionTimeoutSeconds }
+        : {}),
       ...(deps.ssmTuning ? { tuning: deps.ssmTuning } : {}),
     });
     // Registry calls may use all but the few seconds that publishing the report needs.

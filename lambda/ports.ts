@@ -86,12 +86,12 @@ export interface HostParams {
   readonly logDir?: string;
 }
 
-export type HostAction = 'inventory' | 'collect';
+export type HostAction = 'inventory' | 'collect' | 'recover';
 
 /** The host script's last stdout line, parsed. Counts the garbage collector did not print are null. */
 export interface HostSummary {
   readonly action: HostAction;
-  readonly status: 'done' | 'skipped' | 'failed';
+  readonly status: 'done' | 'skipped' | 'failed' | 'nothing to do';
   readonly reason?: string;
   readonly [field: string]: unknown;
 }
@@ -106,6 +106,11 @@ export interface HostRun {
   readonly commandId?: string;
   /** Why the run did not produce a usable result, when the runner knows. */
   readonly reason?: string;
+  /**
+   * The script's supervisor stopped it before it finished (SSM's execution timeout or a cancel, the local
+   * runner's timeout or abort): the registry may need the `recover` action.
+   */
+  readonly interrupted?: true;
 }
 
 /** Runs the host script: here with bash, or on an instance through SSM Run Command. */

@@ -123,6 +123,8 @@ export interface CollectionReport {
   readonly measuredBytes?: number;
   /** Kept tags the registry no longer lists (removed since): not verified. */
   readonly tagsRemovedSince?: number;
+  /** The host script's `recover`, run before verifying a collection that SSM stopped. */
+  readonly recovery?: Omit<HostRun, 'output'>;
 }
 
 /** The numbers of a run, as the metrics and the notification give them. */
@@ -159,6 +161,8 @@ export interface FunctionReport {
   /** The collection this invocation left running on the host. */
   readonly pendingCommandId?: string;
   readonly collection?: CollectionReport;
+  /** The host script's `recover`, run after this invocation's own collection was stopped by SSM. */
+  readonly recovery?: Omit<HostRun, 'output'>;
   /** Where the full report was saved. */
   readonly historyLocation?: string;
   /** Where the report was saved as a page for a person to read (HTML). */
@@ -346,6 +350,7 @@ async function cycle(
     const earlier = await settleEarlier(ports, ports.pending, registry, config, 0);
     if (earlier) {
       problems.push(...earlier.problems);
+      notes.push(...(earlier.notes ?? []));
       collection = earlier.report;
       collectionBlockedBy = earlier.blockedBy;
     }
@@ -391,10 +396,13 @@ async function cycle(
   }
 
   const collect = options.gc && collectionBlockedBy === undefined;
+  // What a stopped collection did not sweep is garbage only the host sees: this run collects even without deletes.
+  const unswept = collection?.run?.interrupted === true;
   const cleanup = await runCleanup(cleanupPorts, plan, {
     concurrency: config.concurrency,
     deferVerificationWhileCollecting: true,
     ...(collect ? { garbageCollection: config.host } : {}),
+    ...(unswept ? { collectAlways: true } : {}),
   });
   problems.push(...cleanup.problems);
   if (!options.gc) notes.push('garbage collection was turned off for this run');
@@ -403,6 +411,18 @@ async function cycle(
 
   let pendingCommandId: string | undefined;
   const gc = cleanup.garbageCollection;
+  const recovery =
+    gc.ran && gc.state === 'finished' && gc.interrupted
+      ? await recoverAfter(
+          ports,
+          config,
+          `the collection of this run${gc.commandId ? ` (command ${gc.commandId})` : ''}`,
+        )
+      : undefined;
+  if (recovery) {
+    problems.push(...recovery.problems);
+    notes.push(...recovery.notes);
+  }
   if (gc.ran && gc.state === 'running' && gc.commandId !== undefined) {
     pendingCommandId = gc.commandId;
     const recorded = await recordPending(ports.pending, {
@@ -422,6 +442,7 @@ async function cycle(
     notes,
     cleanup,
     ...(pendingCommandId !== undefined ? { pendingCommandId } : {}),
+    ...(recovery?.run ? { recovery: recovery.run } : {}),
   };
 }
 
@@ -462,6 +483,7 @@ async function recordPending(
 interface Settled {
   readonly report?: CollectionReport;
   readonly problems: readonly string[];
+  readonly notes?: readonly string[];
   /** Why no new collection may start now. */
   readonly blockedBy?: string;
 }
@@ -533,11 +555,63 @@ async function settle(
       blockedBy: `${which} is still running`,
     };
   }
+  const recovery = run.interrupted ? await recoverAfter(ports, config, which) : undefined;
   const { present, removed } = await stillListed(registry, record.keptTags, config.concurrency);
   const check = await checkCollection(registry, run, present, config.concurrency);
   return {
-    report: collectionReport(known, shown, check, removed),
-    problems: [...check.problems, ...(await forget())],
+    report: {
+      ...collectionReport(known, shown, check, removed),
+      ...(recovery?.run ? { recovery: recovery.run } : {}),
+    },
+    problems: [...check.problems, ...(recovery?.problems ?? []), ...(await forget())],
+    notes: recovery?.notes ?? [],
+  };
+}
+
+interface Recovery {
+  readonly run?: Omit<HostRun, 'output'>;
+  readonly problems: readonly string[];
+  readonly notes: readonly string[];
+}
+
+/**
+ * After a collection that SSM stopped (execution timeout or cancel), which killed the host script before it
+ * reported: the script's detached watchdog normally brought the registry back already. The host script's `recover`
+ * makes sure of it (a watchdog killed too, a failed start) before anything is verified.
+ */
+async function recoverAfter(ports: FunctionPorts, config: FunctionConfig, which: string): Promise<Recovery> {
+  const interrupted = `${which} was stopped by SSM before it finished`;
+  let run: HostRun;
+  try {
+    run = await ports.host.run('recover', config.host);
+  } catch (error) {
+    return {
+      problems: [`${interrupted}, and recover could not be started on the host: ${describeError(error)}`],
+      notes: [],
+    };
+  }
+  const { output: _, ...shown } = run;
+  const summary = run.summary?.action === 'recover' ? run.summary : undefined;
+  if (run.state === 'finished' && summary && summary.status !== 'failed') {
+    const said = summary.reason ?? summary.status;
+    return {
+      run: shown,
+      problems: [],
+      notes: [
+        summary.status === 'done'
+          ? `${interrupted}; recover: ${said}`
+          : `${interrupted}; recover found nothing to do: ${said}`,
+      ],
+    };
+  }
+  const reason =
+    summary?.reason ??
+    run.reason ??
+    (run.state === 'running' ? 'it is still running on the host' : 'it printed no summary');
+  return {
+    run: shown,
+    problems: [`${interrupted}, and recover failed, so the registry may not be serving: ${reason}`],
+    notes: [],
   };
 }
 
@@ -622,6 +696,7 @@ async function settleFromEvent(
       ...base,
       ...(settled.report ? { collection: settled.report } : {}),
       problems: [...settled.problems],
+      notes: [...(settled.notes ?? [])],
     };
   }
 
@@ -636,6 +711,7 @@ async function settleFromEvent(
   if (run.state === 'running') {
     return { ...base, collection: { commandId: event.commandId, state: 'running', run: shown } };
   }
+  const recovery = run.interrupted ? await recoverAfter(ports, config, command) : undefined;
   const registry = await ports.registry();
   const repositories = (await registry.listRepositories()).filter(
     repositoryFilter(config.repositories, config.excludeRepositories),
@@ -644,9 +720,15 @@ async function settleFromEvent(
   const check = await checkCollection(registry, run, tags, config.concurrency);
   return {
     ...base,
-    collection: collectionReport({ commandId: event.commandId }, shown, check, 0),
-    problems: [...check.problems],
-    notes: ['no output bucket records the kept tags, so every tag of the selected repositories was verified'],
+    collection: {
+      ...collectionReport({ commandId: event.commandId }, shown, check, 0),
+      ...(recovery?.run ? { recovery: recovery.run } : {}),
+    },
+    problems: [...check.problems, ...(recovery?.problems ?? [])],
+    notes: [
+      ...(recovery?.notes ?? []),
+      'no output bucket records the kept tags, so every tag of the selected repositories was verified',
+    ],
   };
 }
 
@@ -764,7 +846,12 @@ function finish(draft: Draft, finished: Date): FunctionReport {
 /** What the host script warned of (no restart, a Redis blob cache to flush): a person has to act on it. */
 function hostWarnings(draft: Draft): string[] {
   const gc = draft.cleanup?.garbageCollection;
-  const summaries = [gc?.ran ? gc.summary : undefined, draft.collection?.run?.summary];
+  const summaries = [
+    gc?.ran ? gc.summary : undefined,
+    draft.recovery?.summary,
+    draft.collection?.run?.summary,
+    draft.collection?.recovery?.summary,
+  ];
   return summaries.flatMap((summary) =>
     typeof summary?.warning === 'string' ? [`garbage collection: ${summary.warning}`] : [],
   );

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
 import { duration, type Quantity, wholeNumber } from '../domain/quantity.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
+import { EXECUTION_TIMEOUT_SECONDS } from '../host/ssm-runner.js';
 import type { HostParams } from '../ports.js';
 import { registryOrigin, withoutCredentials } from '../registry/address.js';
 import { CONCURRENCY } from '../registry/client.js';
@@ -33,6 +34,7 @@ export const ENV = {
   metricsNamespace: 'METRICS_NAMESPACE',
   concurrency: 'CONCURRENCY',
   gcWaitSeconds: 'GC_WAIT_SECONDS',
+  executionTimeoutSeconds: 'EXECUTION_TIMEOUT_SECONDS',
   maxDelete: 'MAX_DELETE',
 } as const;
 
@@ -58,6 +60,8 @@ export interface FunctionConfig {
   readonly concurrency: number;
   /** How long one invocation waits for garbage collection before leaving it to the status-change event. */
   readonly gcWaitSeconds: number;
+  /** How long SSM lets the host script run; unset, the document's own execution timeout applies. */
+  readonly executionTimeoutSeconds?: number;
   /** A run whose plan deletes more manifests deletes none. */
   readonly maxDelete?: number;
 }
@@ -80,6 +84,10 @@ function json(text: string | undefined, name: string, problems: string[]): unkno
 }
 
 const GC_WAIT = duration({ unit: 's', min: 10_000, max: 840_000, examples: ['600', '10m', '7m30s'] });
+const EXECUTION_TIMEOUT = wholeNumber({
+  min: EXECUTION_TIMEOUT_SECONDS.min,
+  max: EXECUTION_TIMEOUT_SECONDS.max,
+});
 
 const globList = z.array(z.string().min(1).max(256)).max(100);
 
@@ -188,6 +196,10 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   };
   const concurrency = number(ENV.concurrency, 8, CONCURRENCY);
   const gcWaitSeconds = Math.round(number(ENV.gcWaitSeconds, 600_000, GC_WAIT) / 1000);
+  const executionTimeoutSeconds =
+    get(ENV.executionTimeoutSeconds) === undefined
+      ? undefined
+      : number(ENV.executionTimeoutSeconds, EXECUTION_TIMEOUT_SECONDS.default, EXECUTION_TIMEOUT);
   const maxDelete = get(ENV.maxDelete) === undefined ? undefined : number(ENV.maxDelete, 0, wholeNumber());
   const metricsNamespace = get(ENV.metricsNamespace) ?? 'RegistryJanitor';
 
@@ -211,5 +223,6 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
     ...(topicArn ? { topicArn } : {}),
     ...(diskAlarmName ? { diskAlarmName } : {}),
     ...(maxDelete !== undefined ? { maxDelete } : {}),
+    ...(executionTimeoutSeconds !== undefined ? { executionTimeoutSeconds } : {}),
   };
 }

@@ -15,6 +15,8 @@ export interface SsmHostCommandsOptions {
   readonly instanceId: string;
   readonly documentName?: string;
   readonly outputBucket?: string;
+  /** How long SSM lets the script run. @default the document's */
+  readonly executionTimeoutSeconds?: number;
   /** How long a command for the action may be waited for, decided when it starts. */
   readonly budgetMs: (action: HostAction) => number;
   readonly tuning?: RunnerTuning;
@@ -29,11 +31,12 @@ export class SsmHostCommands implements HostCommands {
   }
 
   private runner(deadlineMs: number): SsmRunner {
-    const { ssm, s3, instanceId, documentName, outputBucket, tuning } = this.options;
+    const { ssm, s3, instanceId, documentName, outputBucket, executionTimeoutSeconds, tuning } = this.options;
     return new SsmRunner({
       ssm,
       instanceId,
       deadlineMs: Math.max(0, Math.floor(deadlineMs)),
+      ...(executionTimeoutSeconds !== undefined ? { executionTimeoutSeconds } : {}),
       ...(documentName !== undefined ? { documentName } : {}),
       ...(outputBucket !== undefined && s3 !== undefined
         ? { outputBucket, outputPrefix: SSM_OUTPUT_PREFIX, s3 }

@@ -19,8 +19,8 @@ export interface LocalRunnerOptions {
   /** The script's text. @default the host script */
   readonly script?: string;
   /**
-   * After this many milliseconds the script and its children are sent SIGTERM; the script then brings the
-   * registry back and reports `interrupted`.
+   * After this many milliseconds the script's process group is sent SIGTERM; a collection then stops its
+   * collector, brings the registry back and reports `interrupted`.
    */
   readonly timeoutMs?: number;
   /** Aborting sends the script SIGTERM, as the timeout does. */
@@ -100,7 +100,7 @@ export class LocalRunner implements HostRunner {
 
   async run(action: HostAction, params: HostParams): Promise<LocalHostRun> {
     const env = { ...withoutScriptVariables(this.env), ...hostEnvironment(action, params) };
-    // Its own process group, so a timeout reaches the collector it is waiting for, not only the shell.
+    // Its own process group, so that a timeout reaches whatever the script is waiting for, not only the shell.
     const child = spawn('bash', ['-c', this.script, 'registry-janitor-host'], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -163,7 +163,7 @@ export class LocalRunner implements HostRunner {
           ...(parsed.summary ? { summary: parsed.summary } : {}),
           ...(parsed.summary && !stdout.truncated ? { output: parsed.output } : {}),
           stderr: stderr.end(),
-          ...(stopped ? { stopped } : {}),
+          ...(stopped ? { stopped, interrupted: true as const } : {}),
           ...(reason !== undefined ? { reason } : {}),
         });
       });

@@ -2,7 +2,8 @@
 # registry-janitor's host script: everything that runs on the registry host.
 #   inventory: every manifest revision and tag of the registry's storage, with push times.
 #   collect:   garbage collection without --delete-untagged, then a restart that empties the registry's
-#              in-memory blob cache.
+#              in-memory blob cache; both run detached from the caller, so they finish even when it is killed.
+#   recover:   brings the registry back after a collection that did not finish.
 # Inputs are the RJ_* environment variables only (lambda/host/README.md); each is validated before any
 # use. The last line on stdout is a one-line JSON summary; the collector's own output goes to a log file.
 set -eu
@@ -47,7 +48,7 @@ with_error() {
 # --- input validation -----------------------------------------------------------------------------------
 # The accepted forms are also in lambda/host/script.ts (HOST_PARAMETERS); a test keeps the two in step.
 
-DESCRIBE_ACTION='inventory or collect'
+DESCRIBE_ACTION='inventory, collect or recover'
 DESCRIBE_CONTAINER="a container name or id: a letter or digit, then up to 127 letters, digits, '_', '.' or '-'"
 DESCRIBE_PATH="an absolute path of 2 to 256 characters from A-Z a-z 0-9 '.' '_' '/' '-', without '..'"
 DESCRIBE_GC_MODE='online or stopped'
@@ -99,7 +100,7 @@ is_number() {
 
 action=${RJ_ACTION:-}
 case $action in
-inventory | collect) action_json="\"$action\"" ;;
+inventory | collect | recover) action_json="\"$action\"" ;;
 *) invalid RJ_ACTION "$DESCRIBE_ACTION" ;;
 esac
 
@@ -175,13 +176,13 @@ on_exit() {
   rc=$?
   trap '' HUP INT TERM
   if [ "$action" = collect ]; then
-    recover || :
+    stop_waiting
   fi
-  if [ "$action" = collect ] && [ "$summary_printed" = false ]; then
+  if [ "$action" != inventory ] && [ "$summary_printed" = false ]; then
     if [ "$rc" -ge 128 ]; then
-      print_collect_summary failed 'interrupted'
+      print_summary failed 'interrupted'
     else
-      print_collect_summary failed 'the script stopped unexpectedly'
+      print_summary failed 'the script stopped unexpectedly'
     fi
     [ "$rc" -ne 0 ] || rc=1
   fi
@@ -285,11 +286,16 @@ run_inventory() {
     "$repositories" "$revisions" "$tags" "$ignored" "$(elapsed)"
 }
 
-# --- collect --------------------------------------------------------------------------------------------
+# --- collect and recover --------------------------------------------------------------------------------
 
 RESTART_WARNING='registry not restarted: until it restarts it may report collected blobs as present, and re-pushes of those layers will be silently broken'
 NO_MARK_SUMMARY='the collector exited 0 without its mark summary (N blobs marked, M blobs and K manifests eligible for deletion)'
 REDIS_WARNING='the registry caches blob descriptors in Redis, which a restart does not clear: flush that Redis database after every garbage collection, or re-pushes of collected layers will be silently broken'
+EMPTY_REGISTRY='Path not found: /docker/registry/v2/(repositories|blobs)$'
+
+# Present from the start of a collection until the registry is back after it: a collection that was killed with
+# its watchdog leaves it behind, and `recover` (or the next collection) then brings the registry back.
+marker_file=${log_dir%/}/collection-in-progress
 
 version=
 log_file=
@@ -306,8 +312,77 @@ disk_before=null
 disk_after=null
 restarted=false
 redis_cache=false
-need_restart=false
-need_start=false
+spawned=false
+collector_pid=
+marker_found=false
+marker_log=
+marker_started=
+marker_gc=
+recovered=
+recover_problem=
+
+# The detached part of a collection, run with `sh -c` in a session of its own (setsid), so that a supervisor that
+# kills the caller's process group (the SSM Agent on timeout or cancel) leaves it running. It shares the caller's
+# lock (fd 9), leaves the marker, stops the registry in stopped mode, runs the collector given as its arguments,
+# and always brings the registry back afterwards: started in stopped mode, restarted in online mode unless
+# restart is false or the registry was empty. The caller holds the only write end of the pipe on fd 6: once the
+# caller dies or stops waiting, reading it ends, and the collector is stopped (TERM, KILL 10 s later). Its output
+# goes to the log; what happened goes to $tmp/collector.result as "<state> <gc exit code|null> <bring-back>".
+# shellcheck disable=SC2016
+COLLECTOR='set -u
+tmp=$1 caller=$2 mode=$3 container=$4 restart=$5 log=$6 marker=$7 gc_container=$8 empty=$9
+shift 9
+trap "" HUP INT TERM
+state=collected gc_exit=null back=none
+report() {
+  printf "%s %s %s\n" "$state" "$gc_exit" "$back" >"$tmp/collector.result"
+  if [ -e "$tmp/caller.gone" ] && [ ! -e "$tmp/caller.waiting" ]; then
+    printf "registry-janitor: the caller %s is gone; registry brought back: %s\n" "$caller" "$back"
+    rm -rf "$tmp"
+  fi
+  exit 0
+}
+if ! { true <&6; } 2>/dev/null; then
+  state=unwatched
+  report
+fi
+if ! printf "pid=%s\nmode=%s\nstarted=%s\nlog=%s\ngc_container=%s\n" "$$" "$mode" \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$log" "$gc_container" >"$marker"; then
+  state=unmarked
+  report
+fi
+if [ "$mode" = stopped ] && ! docker stop "$container" 2>"$tmp/stop.err"; then
+  cat "$tmp/stop.err"
+  state=stop-failed
+  if docker start "$container" >/dev/null 2>&1; then rm -f "$marker"; fi
+  report
+fi
+(
+  trap - HUP INT TERM
+  exec "$@"
+) </dev/null 9>&- &
+gc=$!
+{
+  read -r _ <&6 || :
+  : >"$tmp/caller.gone"
+  printf "\nregistry-janitor: the caller stopped waiting at %s: stopping the collector\n" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  kill -s TERM "$gc" 2>/dev/null
+  [ -z "$gc_container" ] || docker rm -f "$gc_container" >/dev/null 2>&1
+  sleep 10
+  kill -s KILL "$gc" 2>/dev/null
+} </dev/null 9>&- &
+watcher=$!
+if wait "$gc"; then gc_exit=0; else gc_exit=$?; fi
+kill -s KILL "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+printf "\nregistry-janitor: garbage-collect exited %s\n" "$gc_exit"
+if [ "$mode" = stopped ]; then
+  if docker start "$container" >/dev/null 2>"$tmp/back.err"; then back=started; else back=failed; fi
+elif [ "$restart" = true ] && { [ "$gc_exit" -eq 0 ] || ! grep -Eq "$empty" "$log"; }; then
+  if docker restart "$container" >/dev/null 2>"$tmp/back.err"; then back=restarted; else back=failed; fi
+fi
+[ "$back" = failed ] || rm -f "$marker"
+report'
 
 json_string_or_null() {
   if [ -n "$1" ]; then printf '"%s"' "$(json_escape "$1")"; else printf null; fi
@@ -332,31 +407,139 @@ print_collect_summary() {
   summary_printed=true
 }
 
+print_recover_summary() {
+  warning=
+  if [ "$marker_found" = true ] && [ -z "$recovered" ] && [ "$restart" = false ]; then
+    warning=$(printf ',"warning":"%s"' "$(json_escape "$RESTART_WARNING")")
+  fi
+  printf '{"registryJanitor":1,"action":"recover","status":"%s","reason":"%s","restarted":%s,"log":%s%s,"durationSeconds":%s}\n' \
+    "$1" "$(json_escape "$2")" "$restarted" "$(json_string_or_null "$marker_log")" "$warning" "$(elapsed)"
+  summary_printed=true
+}
+
+print_summary() {
+  if [ "$action" = recover ]; then print_recover_summary "$@"; else print_collect_summary "$@"; fi
+}
+
 finish() {
   if [ "$1" = failed ]; then
-    note "collect failed: ${2:-}"
+    note "$action failed: ${2:-}"
     [ -z "$log_file" ] || printf 'registry-janitor: collect failed: %s\n' "${2:-}" >>"$log_file" 2>/dev/null || :
   fi
-  print_collect_summary "$1" "${2:-}"
+  print_summary "$1" "${2:-}"
   [ "$1" != failed ] || exit 1
   exit 0
 }
 
-# Brings the registry back after a collection that may have deleted blobs: the stopped container is started,
-# the running one restarted so that it forgets the deleted blobs. Also run from the EXIT trap.
-recover() {
-  if [ -n "$gc_container" ]; then
-    docker rm -f "$gc_container" >/dev/null 2>&1 || true
-    gc_container=
+# Takes over what the detached collector reported; false when it reported nothing usable.
+read_collector_result() {
+  [ -s "$tmp/collector.result" ] || return 1
+  read -r state gc_result back <"$tmp/collector.result" || return 1
+  case $state in
+  collected | stop-failed | unmarked | unwatched) ;;
+  *) return 1 ;;
+  esac
+  case $back in
+  none | started | restarted | failed) ;;
+  *) return 1 ;;
+  esac
+  if [ "$gc_result" != null ] && ! is_number "$gc_result" 3; then return 1; fi
+  gc_exit=$gc_result
+  [ "$state" = collected ] || collected=false
+  case $back in
+  started | restarted) restarted=true ;;
+  esac
+}
+
+# Tells the detached collector that nobody waits for it any more (it then stops the collector and brings the
+# registry back), waits for it to end and takes over what it reported. Run from the EXIT trap.
+stop_waiting() {
+  [ "$spawned" = true ] || return 0
+  spawned=false
+  : >"$tmp/caller.waiting"
+  exec 8>&-
+  pid=${collector_pid:-${!:-}}
+  [ -z "$pid" ] || wait "$pid" || :
+  read_collector_result || :
+}
+
+# Starts the detached collector with the collector command in $@ and waits for it; the outcome is in $state,
+# $gc_exit, $back and $tmp/stop.err or $tmp/back.err.
+run_detached() {
+  mkfifo "$tmp/caller" 2>"$tmp/docker.err" || finish failed "$(with_error 'cannot create the pipe the collector watches')"
+  exec 8<>"$tmp/caller"
+  exec 6<"$tmp/caller"
+  spawned=true
+  collected=true
+  # shellcheck disable=SC2094 # the collector appends to the log it is given
+  if command -v setsid >/dev/null 2>&1; then
+    setsid sh -c "$COLLECTOR" registry-janitor-collector "$tmp" "$$" "$gc_mode" "$container" "$restart" \
+      "$log_file" "$marker_file" "$gc_container" "$EMPTY_REGISTRY" "$@" 8>&- </dev/null >>"$log_file" 2>&1 &
+  else
+    note 'setsid is not installed: the collection stays in this process group; if it is killed, run the recover action'
+    sh -c "$COLLECTOR" registry-janitor-collector "$tmp" "$$" "$gc_mode" "$container" "$restart" \
+      "$log_file" "$marker_file" "$gc_container" "$EMPTY_REGISTRY" "$@" 8>&- </dev/null >>"$log_file" 2>&1 &
   fi
-  if [ "$need_start" = true ]; then
-    need_start=false
-    if docker start "$container" >/dev/null 2>"$tmp/docker.err"; then restarted=true; else return 1; fi
-  elif [ "$need_restart" = true ]; then
-    need_restart=false
-    if docker restart "$container" >/dev/null 2>"$tmp/docker.err"; then restarted=true; else return 1; fi
+  collector_pid=$!
+  exec 6<&-
+  wait "$collector_pid" || :
+  spawned=false
+  read_collector_result || finish failed "the detached collector ended without reporting; see the log $log_file"
+}
+
+# The marker of a collection that did not finish, each field checked; only a container named as this script names
+# its one-off collectors is ever removed.
+read_marker() {
+  marker_found=false
+  marker_log=
+  marker_started=
+  marker_gc=
+  [ -f "$marker_file" ] || return 0
+  marker_found=true
+  value=$(sed -n 's/^log=//p' "$marker_file" | head -n 1)
+  if is_path "$value"; then marker_log=$value; fi
+  value=$(sed -n 's/^started=//p' "$marker_file" | head -n 1)
+  case $value in
+  [0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]Z) marker_started=$value ;;
+  esac
+  value=$(sed -n 's/^gc_container=//p' "$marker_file" | head -n 1)
+  case ${value#registry-janitor-gc-} in
+  "$value" | '' | *[!0-9-]*) ;;
+  *) if is_container "$value"; then marker_gc=$value; fi ;;
+  esac
+}
+
+# Brings the registry back after a collection that did not finish: removes the one-off collector it may have left
+# running, then starts the registry, or restarts it (it may have answered from its blob cache while the collector
+# deleted) unless RJ_RESTART=false; the marker goes once that is done. $recovered says what was done.
+bring_back() {
+  recovered=
+  [ -z "$marker_gc" ] || docker rm -f "$marker_gc" >/dev/null 2>&1 || :
+  if ! running=$(docker inspect --format "{$brace.State.Running}}" "$container" 2>"$tmp/docker.err"); then
+    recover_problem=$(with_error 'could not inspect the registry container')
+    return 1
   fi
-  return 0
+  if [ "$running" != true ]; then
+    if ! docker start "$container" >/dev/null 2>"$tmp/docker.err"; then
+      recover_problem=$(with_error 'could not start the registry')
+      return 1
+    fi
+    recovered=started
+    restarted=true
+  elif [ "$marker_found" = true ] && [ "$restart" = true ]; then
+    if ! docker restart "$container" >/dev/null 2>"$tmp/docker.err"; then
+      recover_problem=$(with_error 'could not restart the registry')
+      return 1
+    fi
+    recovered=restarted
+    restarted=true
+  fi
+  rm -f "$marker_file"
+}
+
+unfinished() {
+  printf 'a collection%s did not finish%s' "${marker_started:+ started $marker_started}" \
+    "${marker_log:+ (log $marker_log)}"
 }
 
 # On failure, what the binary or docker printed is in $tmp/docker.err.
@@ -440,12 +623,25 @@ prune_logs() {
   done | sort -r | sed '1,10d' | while IFS= read -r old; do rm -f "$old"; done
 }
 
-run_collect() {
+take_lock() {
   command -v docker >/dev/null 2>&1 || finish failed 'docker is not installed on this host'
   command -v flock >/dev/null 2>&1 || finish failed 'flock is not installed on this host'
   (: >>"$lock_file") 2>/dev/null || finish failed 'cannot open the lock file'
   exec 9>>"$lock_file"
+}
+
+run_collect() {
+  take_lock
   flock -n 9 || finish skipped 'another collection is running'
+
+  read_marker
+  earlier=
+  if [ "$marker_found" = true ]; then
+    bring_back || finish failed "$(unfinished) and the registry could not be brought back: $recover_problem"
+    earlier="$(unfinished): the registry was ${recovered:-already running} before this collection"
+    note "$earlier"
+    restarted=false
+  fi
 
   running=$(docker inspect --format "{$brace.State.Running}}" "$container" 2>"$tmp/docker.err") ||
     finish failed "$(with_error 'could not inspect the registry container')"
@@ -484,6 +680,7 @@ run_collect() {
     log_file=
     finish failed 'cannot write the log file'
   }
+  [ -z "$earlier" ] || printf 'registry-janitor: %s\n' "$earlier" >>"$log_file"
   printf 'registry-janitor: garbage-collect %s, mode %s, registry %s, config %s\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$gc_mode" "$version" "$config" >>"$log_file"
 
@@ -502,39 +699,25 @@ run_collect() {
       >"$tmp/container.env" 2>"$tmp/docker.err" ||
       finish failed "$(with_error 'could not read the registry container environment')"
     grep -E '^REGISTRY_[A-Z0-9_]+=' "$tmp/container.env" >"$tmp/gc.env" || :
-    if ! docker stop "$container" >>"$log_file" 2>"$tmp/docker.err"; then
-      cat "$tmp/docker.err" >>"$log_file"
-      reason=$(with_error 'could not stop the registry')
-      docker start "$container" >/dev/null 2>&1 || :
-      finish failed "$reason"
-    fi
-    need_start=true
     gc_container=registry-janitor-gc-$started-$$
-    collected=true
-    if docker run --rm --name "$gc_container" --volumes-from "$container" --env-file "$tmp/gc.env" \
-      --entrypoint "$binary" "$image" garbage-collect "$config" >>"$log_file" 2>&1; then
-      gc_exit=0
-    else
-      gc_exit=$?
-    fi
+    run_detached docker run --rm --name "$gc_container" --volumes-from "$container" --env-file "$tmp/gc.env" \
+      --entrypoint "$binary" "$image" garbage-collect "$config"
   else
-    need_restart=$restart
-    collected=true
-    if docker exec "$container" "$binary" garbage-collect "$config" >>"$log_file" 2>&1; then
-      gc_exit=0
-    else
-      gc_exit=$?
-    fi
+    run_detached docker exec "$container" "$binary" garbage-collect "$config"
   fi
-  printf '\nregistry-janitor: garbage-collect exited %s\n' "$gc_exit" >>"$log_file"
+
+  case $state in
+  unwatched) finish failed 'the detached collector could not watch this script: nothing was collected' ;;
+  unmarked) finish failed "cannot write the marker $marker_file: nothing was collected" ;;
+  stop-failed) finish failed "$(with_error 'could not stop the registry' "$tmp/stop.err")" ;;
+  esac
 
   status='done'
   reason=
   if [ "$gc_exit" -ne 0 ]; then
-    if grep -E 'Path not found: /docker/registry/v2/(repositories|blobs)$' "$log_file" >/dev/null; then
+    if grep -E "$EMPTY_REGISTRY" "$log_file" >/dev/null; then
       reason='the registry is empty: nothing to collect'
       collected=false
-      [ "$gc_mode" = stopped ] || need_restart=false
       blobs_marked=0
       blobs_deleted=0
       manifests_deleted=0
@@ -557,9 +740,9 @@ run_collect() {
   fi
   prune_logs
 
-  if ! recover; then
-    [ "$gc_mode" = stopped ] && finish failed "$(with_error 'could not start the registry again')"
-    finish failed "$(with_error 'could not restart the registry')"
+  if [ "$back" = failed ]; then
+    [ "$gc_mode" = stopped ] && finish failed "$(with_error 'could not start the registry again' "$tmp/back.err")"
+    finish failed "$(with_error 'could not restart the registry' "$tmp/back.err")"
   fi
   if ! wait_until_ready; then
     status=failed
@@ -576,6 +759,30 @@ run_collect() {
   finish "$status" "$reason"
 }
 
+# Waits up to RJ_READY_SECONDS for a running collection to end (its watchdog brings the registry back), then
+# brings the registry back if a collection did not finish or the container is stopped.
+run_recover() {
+  take_lock
+  deadline=$(($(date -u +%s) + ready_seconds))
+  until flock -n 9; do
+    [ "$(date -u +%s)" -lt "$deadline" ] ||
+      finish 'nothing to do' 'another collection is running: it brings the registry back when it ends'
+    sleep "$poll"
+  done
+  read_marker
+  bring_back || finish failed "$recover_problem"
+  case $marker_found/$recovered in
+  true/started) reason="$(unfinished) and left the registry stopped: started it" ;;
+  true/restarted) reason="$(unfinished): restarted the registry, whose blob cache may hold blobs the collector deleted" ;;
+  true/) finish 'nothing to do' "$(unfinished); the registry is running and RJ_RESTART is false, so it was not restarted" ;;
+  false/started) reason='the registry container was stopped: started it' ;;
+  *) finish 'nothing to do' 'the registry is running and no collection was interrupted' ;;
+  esac
+  wait_until_ready ||
+    finish failed "$(with_error "$reason, but it did not answer /v2/ in time" "$tmp/ready.out")"
+  finish 'done' "$reason"
+}
+
 trap on_exit EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -586,4 +793,5 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/registry-janitor.XXXXXX")
 case $action in
 inventory) run_inventory ;;
 collect) run_collect ;;
+recover) run_recover ;;
 esac

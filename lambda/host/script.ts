@@ -66,8 +66,8 @@ export const HOST_PARAMETERS: readonly HostParameter[] = [
   {
     param: 'action',
     env: 'RJ_ACTION',
-    pattern: /^(inventory|collect)$/,
-    description: 'inventory or collect',
+    pattern: /^(inventory|collect|recover)$/,
+    description: 'inventory, collect or recover',
   },
   {
     param: 'container',

@@ -22,7 +22,11 @@ const STEP_NAME = /^[a-zA-Z0-9_.-]{1,128}$/;
 const KEY_PREFIX = /^[A-Za-z0-9!_.*'()/-]{1,400}$/;
 const PARAMETER_NAME = /^[a-zA-Z0-9]+$/;
 const SCRIPT_VARIABLE = /^RJ_[A-Z0-9_]+$/;
-const MAX_EXECUTION_TIMEOUT_SECONDS = 172_800;
+/**
+ * The execution timeouts the SSM Agent honours (`pluginutil.ValidateExecutionTimeout`): outside them it silently
+ * runs the script for its default of 3600 seconds.
+ */
+export const EXECUTION_TIMEOUT_SECONDS = { min: 5, max: 172_800, default: 3_600 } as const;
 const TRUNCATED_SUFFIX = '--output truncated--';
 const TRUNCATION_SLACK = TRUNCATED_SUFFIX.length + 12;
 const S3_ATTEMPTS = 4;
@@ -76,7 +80,7 @@ export interface SsmRunnerOptions {
   readonly pollIntervalMs?: number;
   /** @default 10000 */
   readonly maxPollIntervalMs?: number;
-  /** How long the script may run on the instance (1 to 172800). @default the document's, 3600 for AWS-RunShellScript */
+  /** How long the script may run on the instance (5 to 172800). @default the document's, 3600 for AWS-RunShellScript */
   readonly executionTimeoutSeconds?: number;
   /** How long SSM tries to deliver the command to the instance (30 to 2592000). @default 600 */
   readonly deliveryTimeoutSeconds?: number;
@@ -158,10 +162,25 @@ export function documentCommands(): string[] {
   ];
 }
 
-/** The whole custom Command document (schema 2.2), ready for CfnDocument's `content`. */
-export function documentContent(opts: { stepName?: string } = {}): Record<string, unknown> {
+/**
+ * The whole custom Command document (schema 2.2), ready for CfnDocument's `content`; `executionTimeoutSeconds` is
+ * the default of its execution timeout parameter.
+ */
+export function documentContent(
+  opts: { stepName?: string; executionTimeoutSeconds?: number } = {},
+): Record<string, unknown> {
   const stepName = opts.stepName ?? DEFAULT_STEP_NAME;
   if (!STEP_NAME.test(stepName)) throw new Error(`step name ${JSON.stringify(stepName)} is not valid`);
+  const timeout = opts.executionTimeoutSeconds ?? EXECUTION_TIMEOUT_SECONDS.default;
+  if (
+    !Number.isInteger(timeout) ||
+    timeout < EXECUTION_TIMEOUT_SECONDS.min ||
+    timeout > EXECUTION_TIMEOUT_SECONDS.max
+  ) {
+    throw new Error(
+      `execution timeout ${timeout}: expected whole seconds from ${EXECUTION_TIMEOUT_SECONDS.min} to ${EXECUTION_TIMEOUT_SECONDS.max}`,
+    );
+  }
   const parameters: Record<string, unknown> = {};
   for (const p of documentParameters()) {
     parameters[p.name] = {
@@ -175,13 +194,14 @@ export function documentContent(opts: { stepName?: string } = {}): Record<string
   }
   parameters[EXECUTION_TIMEOUT_PARAMETER] = {
     type: 'String',
-    description: 'Seconds the host script may run before SSM stops it (1 to 172800).',
-    allowedPattern: '^([1-9][0-9]{0,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
-    default: '3600',
+    description: `Seconds the host script may run before SSM stops it (${EXECUTION_TIMEOUT_SECONDS.min} to ${EXECUTION_TIMEOUT_SECONDS.max}); a collection it stops still brings the registry back.`,
+    allowedPattern: '^([5-9]|[1-9][0-9]{1,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
+    default: String(timeout),
   };
   return {
     schemaVersion: '2.2',
-    description: 'registry-janitor: inventory of the registry storage, or garbage collection with a restart.',
+    description:
+      'registry-janitor: inventory of the registry storage, garbage collection with a restart, or bringing the registry back after an interrupted collection.',
     parameters,
     mainSteps: [
       {
@@ -213,6 +233,8 @@ export function runShellScriptCommands(environment: Record<string, string>): str
 /** How an invocation ended; a reason when SSM, not the script, decided it. */
 interface Outcome {
   readonly reason?: string;
+  /** SSM killed the script's process group (execution timeout or cancel). */
+  readonly interrupted?: true;
 }
 
 const normalize = (status: string | undefined): string => (status ?? '').replaceAll(' ', '').toLowerCase();
@@ -287,7 +309,12 @@ export class SsmRunner implements HostRunner {
         bad(name, value, `whole seconds from ${min} to ${max}`);
       }
     };
-    whole('executionTimeoutSeconds', opts.executionTimeoutSeconds, 1, MAX_EXECUTION_TIMEOUT_SECONDS);
+    whole(
+      'executionTimeoutSeconds',
+      opts.executionTimeoutSeconds,
+      EXECUTION_TIMEOUT_SECONDS.min,
+      EXECUTION_TIMEOUT_SECONDS.max,
+    );
     whole('deliveryTimeoutSeconds', opts.deliveryTimeoutSeconds, 30, 2_592_000);
     if (problems.length > 0) {
       throw new SsmRunnerError(
@@ -442,7 +469,11 @@ export class SsmRunner implements HostRunner {
       case 'Success':
         return {};
       case 'Cancelled':
-        return { reason: 'the command was cancelled before the host script finished' };
+        return {
+          reason:
+            'the command was cancelled before the host script finished; a collection still brings the registry back by itself',
+          interrupted: true,
+        };
       case 'Cancelling':
         return { reason: 'the command is being cancelled; the host script did not finish' };
       case 'TimedOut':
@@ -452,7 +483,8 @@ export class SsmRunner implements HostRunner {
           };
         }
         return {
-          reason: `the host script ran longer than its execution timeout${this.executionTimeoutSeconds ? ` (${this.executionTimeoutSeconds} s)` : ''} and SSM stopped it: raise executionTimeoutSeconds, and check the registry container and the log on the host`,
+          reason: `the host script ran longer than its execution timeout${this.executionTimeoutSeconds ? ` (${this.executionTimeoutSeconds} s)` : ''} and SSM stopped it; a collection still brings the registry back by itself: raise executionTimeoutSeconds, and see the log on the host`,
+          interrupted: true,
         };
       case 'Failed':
         return this.failureReason(details);
@@ -525,6 +557,7 @@ export class SsmRunner implements HostRunner {
       ...(parsed.summary ? { summary: parsed.summary } : {}),
       ...(complete && parsed.summary ? { output: parsed.output } : {}),
       ...(reason !== undefined ? { reason } : {}),
+      ...(outcome.interrupted ? { interrupted: true as const } : {}),
     };
   }
 

@@ -2,10 +2,9 @@ import { z } from 'zod';
 import type { HostSummary } from '../ports.js';
 
 const count = z.number().int().nonnegative();
-const status = z.enum(['done', 'skipped', 'failed']);
 const common = {
   registryJanitor: z.literal(1),
-  status,
+  status: z.enum(['done', 'skipped', 'failed']),
   reason: z.string().optional(),
   durationSeconds: count,
 };
@@ -48,10 +47,20 @@ const collectSummary = z.looseObject({
   log: z.string().nullable(),
 });
 
+const recoverSummary = z.looseObject({
+  ...common,
+  action: z.literal('recover'),
+  status: z.enum(['done', 'nothing to do', 'failed']),
+  reason: z.string(),
+  warning: z.string().optional(),
+  restarted: z.boolean(),
+  log: z.string().nullable(),
+});
+
 /** What the script prints when it refuses an input (exit 2), before it knows anything else. */
 const inputFailure = z.looseObject({
   ...common,
-  action: z.enum(['inventory', 'collect']),
+  action: z.enum(['inventory', 'collect', 'recover']),
   status: z.literal('failed'),
   reason: z.string(),
   variable: z.string().optional(),
@@ -60,9 +69,10 @@ const inputFailure = z.looseObject({
 function validate(found: Record<string, unknown>): { summary: HostSummary } | { problem: string } {
   let parsed: z.ZodSafeParseResult<HostSummary>;
   if (found.action === 'inventory') parsed = inventorySummary.safeParse(found);
-  else if (found.action === 'collect') {
+  else if (found.action === 'collect' || found.action === 'recover') {
     const failure = inputFailure.safeParse(found);
-    parsed = failure.success && !('mode' in found) ? failure : collectSummary.safeParse(found);
+    const own = found.action === 'collect' ? collectSummary : recoverSummary;
+    parsed = failure.success && !('restarted' in found) ? failure : own.safeParse(found);
   } else return { problem: `the summary line names no known action: ${JSON.stringify(found.action)}` };
   if (parsed.success) return { summary: parsed.data };
   const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(line)'}: ${i.message}`);

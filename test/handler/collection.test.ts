@@ -1,8 +1,10 @@
 import { rm } from 'node:fs/promises';
+import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ENV } from '../../lambda/aws/environment.js';
 import type { RunnerTuning } from '../../lambda/aws/host-commands.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
+import { lockReleased, readMarker } from '../host/host-fixture.js';
 import { headManifest } from '../support/images.js';
 import { skopeoPull } from '../support/skopeo.js';
 import { blobDataPath, blobSizes, freedBytes } from '../support/storage.js';
@@ -322,6 +324,136 @@ describe('a garbage collection that outlasts the function', () => {
         `Problems:\n- BROKEN kept image web/app:v5: blob ${layer} is missing\n`,
       ),
     });
+    expect(fixture.pending()).toBeUndefined();
+  });
+});
+
+describe('a garbage collection that SSM stops', () => {
+  let fixture: HandlerFixture;
+  afterEach(async () => {
+    await fixture?.close();
+  });
+
+  async function seed(f: HandlerFixture) {
+    for (const [n, days] of [40, 30, 20, 10].entries())
+      await f.pushOld('web/app', `v${n + 1}`, days, [4000 + n]);
+    await f.pushOld('base/os', 'stable', 50);
+  }
+
+  /** Time passes only when the runner sleeps; a sleep returns once the commands end or the collection is held. */
+  function heldClock(f: HandlerFixture): RunnerTuning {
+    let time = 1_000_000;
+    return {
+      now: () => time,
+      sleep: async (ms) => {
+        time += ms;
+        await Promise.race([f.fake.idle(), f.docker.garbageCollectHeld()]);
+      },
+    };
+  }
+
+  const sentActions = (f: HandlerFixture) =>
+    f.fake.ssmMock.commandCalls(SendCommandCommand).map((call) => call.args[0].input.Parameters?.action?.[0]);
+
+  it('on its TimedOut event, runs recover, which starts the registry its killed watchdog left stopped, then verifies', async () => {
+    // Prepare: a stopped-mode collection left running, then killed by SSM with its watchdog
+    fixture = await startHandlerFixture({
+      env: { [ENV.gcMode]: 'stopped', [ENV.gcWaitSeconds]: '10', [ENV.executionTimeoutSeconds]: '900' },
+      docker: { holdGarbageCollect: 'once' },
+    });
+    await seed(fixture);
+    const first = await fixture.handler({ ssmTuning: heldClock(fixture) })(
+      sampleEvent('schedule'),
+      lambdaContext('req-first'),
+    );
+    const commandId = first.pendingCommandId ?? '';
+    const marker = await readMarker(fixture.env[ENV.hostLogDir] ?? '');
+    if (!marker) throw new Error('the collection left no marker');
+    await fixture.fake.interrupt(commandId, 'TimedOut');
+    process.kill(-marker.pid, 'SIGKILL');
+    await lockReleased(fixture.env[ENV.hostLockFile] ?? '');
+    const leftStopped = !fixture.reg.isRunning();
+
+    // Act
+    const settled = await fixture.handler()(
+      commandStatusEvent(commandId, 'TimedOut'),
+      lambdaContext('req-event'),
+    );
+
+    // Assess
+    expect(leftStopped).toBe(true);
+    expect(sentActions(fixture)).toEqual(['inventory', 'collect', 'recover']);
+    expect(
+      fixture.fake.ssmMock
+        .commandCalls(SendCommandCommand)
+        .map((call) => call.args[0].input.Parameters?.executionTimeout),
+    ).toEqual([['900'], ['900'], ['900']]);
+    expect(fixture.reg.isRunning()).toBe(true);
+    expect(settled).toMatchObject({
+      trigger: { kind: 'command-status', commandId, status: 'TimedOut' },
+      outcome: 'failed',
+      collection: {
+        commandId,
+        state: 'finished',
+        run: { ssmStatus: 'TimedOut (Execution Timed Out)', interrupted: true },
+        recovery: { summary: { action: 'recover', status: 'done', restarted: true } },
+        verification: { tags: 3, broken: [] },
+      },
+      figures: { integrityFailures: 0, tagsVerified: 3 },
+    });
+    expect(settled.problems).toEqual([
+      expect.stringMatching(
+        /^garbage collection failed \(exit unknown\): the host script ran longer than its execution timeout \(900 s\) and SSM stopped it; a collection still brings the registry back by itself/,
+      ),
+    ]);
+    expect(settled.notes).toContainEqual(
+      expect.stringMatching(
+        /was stopped by SSM before it finished; recover: a collection started \S+ did not finish \(log \S+\) and left the registry stopped: started it$/,
+      ),
+    );
+    expect(fixture.pending()).toBeUndefined();
+    expect(await skopeoPull(fixture.reg, 'web/app', 'v4')).toEqual({ ok: true });
+  });
+
+  it('whose watchdog brought the registry back: the next run finds nothing to recover and collects again', async () => {
+    fixture = await startHandlerFixture({
+      env: { [ENV.gcWaitSeconds]: '10' },
+      docker: { holdGarbageCollect: 'once' },
+    });
+    await seed(fixture);
+    const before = await blobSizes(fixture.reg);
+    const first = await fixture.handler({ ssmTuning: heldClock(fixture) })(
+      sampleEvent('schedule'),
+      lambdaContext('req-first'),
+    );
+    const commandId = first.pendingCommandId ?? '';
+    await fixture.fake.interrupt(commandId, 'Cancelled');
+    await lockReleased(fixture.env[ENV.hostLockFile] ?? '');
+    const calls = await fixture.docker.calls();
+    const restartedByWatchdog = calls
+      .slice(calls.findIndex((argv) => argv.includes('garbage-collect')))
+      .some((argv) => argv[0] === 'restart');
+
+    const next = await fixture.handler()(sampleEvent('schedule'), lambdaContext('req-next'));
+
+    expect(restartedByWatchdog).toBe(true);
+    expect(sentActions(fixture)).toEqual(['inventory', 'collect', 'recover', 'inventory', 'collect']);
+    expect(next.collection).toMatchObject({
+      commandId,
+      state: 'finished',
+      run: { ssmStatus: 'Cancelled', interrupted: true },
+      recovery: { summary: { action: 'recover', status: 'nothing to do', restarted: false } },
+      verification: { tags: 3, broken: [] },
+    });
+    expect(next.notes).toContain(
+      `the collection started ${first.startedAt} (command ${commandId}) was stopped by SSM before it finished; recover found nothing to do: the registry is running and no collection was interrupted`,
+    );
+    expect(next.cleanup?.garbageCollection).toMatchObject({
+      ran: true,
+      state: 'finished',
+      summary: { status: 'done' },
+    });
+    expect(freedBytes(before, await blobSizes(fixture.reg))).toBeGreaterThan(8000);
     expect(fixture.pending()).toBeUndefined();
   });
 });

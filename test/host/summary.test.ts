@@ -52,6 +52,23 @@ describe('parseHostOutput', () => {
     expect(parseHostOutput(line).summary).toMatchObject({ status: 'failed', variable: 'RJ_GC_MODE' });
   });
 
+  it('reads a recover summary, "nothing to do" included, and refuses a recover status that is not one', () => {
+    const recover = (status: string) =>
+      `{"registryJanitor":1,"action":"recover","status":"${status}","reason":"the registry is running and no collection was interrupted","restarted":false,"log":null,"durationSeconds":0}`;
+
+    expect(parseHostOutput(recover('nothing to do')).summary).toMatchObject({
+      action: 'recover',
+      status: 'nothing to do',
+      restarted: false,
+    });
+    expect(parseHostOutput(recover('skipped')).problem).toContain('status');
+    expect(
+      parseHostOutput(
+        '{"registryJanitor":1,"action":"recover","status":"failed","reason":"invalid RJ_ACTION: expected inventory, collect or recover","variable":"RJ_ACTION","durationSeconds":0}',
+      ).summary,
+    ).toMatchObject({ status: 'failed', variable: 'RJ_ACTION' });
+  });
+
   it('says why a summary line is not valid, and keeps all of stdout as output', () => {
     const broken = collectLine.replace('"bytesFreed":1817', '"bytesFreed":"lots"');
 

@@ -140,6 +140,7 @@ describe('the function', () => {
       metricsNamespace: 'Janitor',
       concurrency: 4,
       gcWaitSeconds: 300,
+      executionTimeoutSeconds: 7200,
       maxDelete: 100,
     }));
 
@@ -167,6 +168,7 @@ describe('the function', () => {
       [ENV.metricsNamespace]: 'Janitor',
       [ENV.concurrency]: '4',
       [ENV.gcWaitSeconds]: '300',
+      [ENV.executionTimeoutSeconds]: '7200',
       [ENV.maxDelete]: '100',
       NODE_OPTIONS: '--enable-source-maps',
     });
@@ -208,9 +210,11 @@ describe('the function', () => {
         ENV.topicArn,
         ENV.diskAlarmName,
         ENV.metricsNamespace,
+        ENV.executionTimeoutSeconds,
         'NODE_OPTIONS',
       ].sort(),
     );
+    expect(variables[ENV.executionTimeoutSeconds]).toBe('3600');
     expect(variables[ENV.dryRun]).toBe('false');
     expect(variables[ENV.gcMode]).toBe('online');
     expect(variables[ENV.container]).toBe('registry');
@@ -537,6 +541,38 @@ describe('the SSM document', () => {
     );
   });
 
+  it('lets the host script run as long as executionTimeoutSeconds says, an hour by default, and tells the function', () => {
+    const timeoutOf = (props: Parameters<typeof synthConstruct>[0]) => {
+      const { template } = synthConstruct(props);
+      const { parameters, mainSteps } = documentOf(template).Content;
+      const [, fn] = only(template, 'AWS::Lambda::Function');
+      return {
+        step: mainSteps[0]?.inputs.timeoutSeconds,
+        allowedPattern: parameters.executionTimeout?.allowedPattern,
+        documentDefault: parameters.executionTimeout?.default,
+        functionSends: (fn.Environment as { Variables: Record<string, unknown> }).Variables[
+          ENV.executionTimeoutSeconds
+        ],
+      };
+    };
+
+    const byDefault = timeoutOf({});
+    const doubled = timeoutOf({ executionTimeoutSeconds: 7200 });
+
+    expect(byDefault).toMatchObject({
+      step: '{{ executionTimeout }}',
+      documentDefault: '3600',
+      functionSends: '3600',
+    });
+    expect(doubled).toMatchObject({ documentDefault: '7200', functionSends: '7200' });
+    const accepts = new RegExp(String(byDefault.allowedPattern));
+    expect(['4', '5', '3600', '172800', '172801', '05'].filter((v) => accepts.test(v))).toEqual([
+      '5',
+      '3600',
+      '172800',
+    ]);
+  });
+
   it('holds no double brace but the execution timeout parameter', () => {
     const { template } = synthConstruct();
 
@@ -830,6 +866,14 @@ describe('props the construct refuses', () => {
       /registryCaPem: "\/nonexistent\/ca.pem" cannot be read \(ENOENT\)/,
     ],
     [{ diskAlarmName: 'disk\nalarm' }, /diskAlarmName must be 1 to 255 printable ASCII characters/],
+    [
+      { executionTimeoutSeconds: 4 },
+      /executionTimeoutSeconds must be a whole number of seconds from 5 to 172800 .*, got 4/,
+    ],
+    [
+      { executionTimeoutSeconds: 90.5 },
+      /executionTimeoutSeconds must be a whole number of seconds from 5 to 172800 .*, got 90.5/,
+    ],
     [
       { reservedConcurrency: -1 },
       /reservedConcurrency must be 0 \(no reservation\) or a whole number .*, got -1/,

@@ -92,6 +92,7 @@ describe('the stack from context', () => {
       logRetentionDays: '30',
       maxDelete: '100',
       reservedConcurrency: '0',
+      executionTimeoutSeconds: '7200',
     });
 
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 70, Metrics: Match.anyValue() });
@@ -101,6 +102,7 @@ describe('the stack from context', () => {
           [ENV.dryRun]: 'true',
           [ENV.policy]: '{"defaults":{"keepLast":3}}',
           [ENV.maxDelete]: '100',
+          [ENV.executionTimeoutSeconds]: '7200',
         }),
       },
       VpcConfig: {
@@ -117,6 +119,11 @@ describe('the stack from context', () => {
       Endpoint: 'ops@example.com',
     });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+    template.hasResourceProperties('AWS::SSM::Document', {
+      Content: Match.objectLike({
+        parameters: Match.objectLike({ executionTimeout: Match.objectLike({ default: '7200' }) }),
+      }),
+    });
   });
 
   it.each([
@@ -396,6 +403,11 @@ describe('a context the stack refuses', () => {
       'a relative storage root',
       { storageRoot: 'var/lib/registry' },
       'storageRoot: expected an absolute path',
+    ],
+    [
+      'an execution timeout the SSM Agent would ignore',
+      { executionTimeoutSeconds: 4 },
+      'executionTimeoutSeconds: expected a whole number of seconds from 5 to 172800: how long SSM lets the host script run, e.g. 3600, got 4',
     ],
     [
       'a fraction of an execution',

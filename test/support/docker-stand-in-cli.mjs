@@ -71,8 +71,11 @@ async function runInContainer(command, args, { cwd, env }) {
     }
     if (args[0] === 'garbage-collect' && settings.hookGarbageCollect) await control('gc-starting');
     if (args[0] === 'garbage-collect' && settings.noopGarbageCollect) fileArgs = ['help'];
-    if (args[0] === 'garbage-collect' && settings.holdGarbageCollect) {
-      await control('gc-held');
+    if (
+      args[0] === 'garbage-collect' &&
+      settings.holdGarbageCollect &&
+      (await control('gc-hold')) === 'hold'
+    ) {
       // Never collects: waits for the signal that the test sends.
       setInterval(() => undefined, 1 << 30);
       return;

@@ -28,8 +28,11 @@ export interface DockerStandInOptions {
   readonly noopGarbageCollect?: boolean;
   /** Runs when a `garbage-collect` starts, before it collects: what happens on the registry meanwhile. */
   readonly beforeGarbageCollect?: () => Promise<unknown>;
-  /** Every `garbage-collect` waits, without collecting, until it is killed; see `garbageCollectHeld()`. */
-  readonly holdGarbageCollect?: boolean;
+  /**
+   * Every `garbage-collect` (only the first with 'once') waits, without collecting, until it is killed; see
+   * `garbageCollectHeld()`.
+   */
+  readonly holdGarbageCollect?: boolean | 'once';
   /** Every call but `docker --version` exits 1 with this on stderr, as when the daemon is down (DAEMON_DOWN). */
   readonly failEveryCall?: string;
   /** The container's environment as `docker inspect` shows it (KEY=VALUE). */
@@ -55,7 +58,7 @@ export interface DockerStandIn {
   calls(): Promise<string[][]>;
   /** The same, with the registry's state at each call. */
   log(): Promise<StandInCall[]>;
-  /** Resolves when a held `garbage-collect` (holdGarbageCollect) has started. */
+  /** Resolves when the first held `garbage-collect` (holdGarbageCollect) has started. */
   garbageCollectHeld(): Promise<void>;
   close(): Promise<void>;
 }
@@ -89,13 +92,20 @@ export async function installDockerStandIn(
   const held = new Promise<void>((resolve) => {
     announceHeld = resolve;
   });
-  const actions: Record<string, () => Promise<void>> = {
-    '/restart': () => reg.restart(),
-    '/stop': () => reg.halt(),
-    '/start': () => reg.resume(),
-    '/gc-held': async () => announceHeld(),
+  let holds = 0;
+  const actions: Record<string, () => Promise<string | undefined>> = {
+    '/restart': () => reg.restart().then(() => undefined),
+    '/stop': () => reg.halt().then(() => undefined),
+    '/start': () => reg.resume().then(() => undefined),
+    '/gc-hold': async () => {
+      if (opts.holdGarbageCollect === 'once' && holds > 0) return 'collect';
+      holds++;
+      announceHeld();
+      return 'hold';
+    },
     '/gc-starting': async () => {
       await opts.beforeGarbageCollect?.();
+      return undefined;
     },
   };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -111,8 +121,8 @@ export async function installDockerStandIn(
       res.writeHead(404).end(`no such control action ${path}`);
       return;
     }
-    await serialized(action);
-    res.writeHead(200).end();
+    const answer = await serialized(action);
+    res.writeHead(200).end(answer ?? '');
   };
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -147,7 +157,7 @@ export async function installDockerStandIn(
       failGarbageCollect: opts.failGarbageCollect ?? false,
       noopGarbageCollect: opts.noopGarbageCollect ?? false,
       hookGarbageCollect: opts.beforeGarbageCollect !== undefined,
-      holdGarbageCollect: opts.holdGarbageCollect ?? false,
+      holdGarbageCollect: opts.holdGarbageCollect !== undefined && opts.holdGarbageCollect !== false,
       ...(opts.failEveryCall !== undefined ? { failEveryCall: opts.failEveryCall } : {}),
     }),
   );

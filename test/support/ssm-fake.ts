@@ -83,6 +83,11 @@ export interface SsmFake {
   commands(): readonly FakeCommand[];
   /** Resolves once no command is running. */
   idle(): Promise<void>;
+  /**
+   * Stops a running command as the SSM Agent does when its execution timeout passes or it is cancelled: SIGKILL to
+   * the script's whole process group, then that status. Resolves when the script is gone.
+   */
+  interrupt(commandId: string, status: 'TimedOut' | 'Cancelled'): Promise<void>;
   /** A sleep for the runner under test: it waits for the running commands instead of for time. */
   sleep(ms: number): Promise<void>;
   close(): Promise<void>;
@@ -145,6 +150,8 @@ export async function createSsmFake(opts: SsmFakeOptions): Promise<SsmFake> {
   const objects = new Map<string, string>();
   const commands = new Map<string, FakeCommand & { polls: number }>();
   const running = new Set<Promise<void>>();
+  const stoppers = new Map<string, (status: 'TimedOut' | 'Cancelled') => void>();
+  const executions = new Map<string, Promise<void>>();
   const invisiblePolls = opts.invisiblePolls ?? 1;
   const shell = opts.shell ?? 'sh';
 
@@ -215,17 +222,25 @@ export async function createSsmFake(opts: SsmFakeOptions): Promise<SsmFake> {
     await writeFile(file, command.script, { mode: 0o700 });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    let timedOut = false;
+    let stoppedAs: 'TimedOut' | 'Cancelled' | undefined;
     const exitCode = await new Promise<number>((resolve) => {
+      // The agent starts the script in a process group of its own and kills that whole group.
       const child = spawn(shell, ['-c', file], {
         cwd: dir,
         env: { ...opts.env, ...command.ssmEnvironment },
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       });
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutSeconds * 1000);
+      const stop = (status: 'TimedOut' | 'Cancelled'): void => {
+        stoppedAs ??= status;
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // the group has ended already
+        }
+      };
+      stoppers.set(command.commandId, stop);
+      const timer = setTimeout(() => stop('TimedOut'), timeoutSeconds * 1000);
       child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
       child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
       child.once('error', (error) => {
@@ -240,10 +255,13 @@ export async function createSsmFake(opts: SsmFakeOptions): Promise<SsmFake> {
     });
     command.stdout = Buffer.concat(out).toString('utf8');
     command.stderr = Buffer.concat(err).toString('utf8');
-    command.exitCode = timedOut ? -1 : exitCode;
-    if (timedOut) {
+    command.exitCode = stoppedAs ? -1 : exitCode;
+    if (stoppedAs === 'TimedOut') {
       command.status = 'TimedOut';
       command.statusDetails = 'Execution Timed Out';
+    } else if (stoppedAs === 'Cancelled') {
+      command.status = 'Cancelled';
+      command.statusDetails = 'Cancelled';
     } else {
       command.status = exitCode === 0 ? 'Success' : 'Failed';
       command.statusDetails = command.status;
@@ -272,8 +290,12 @@ export async function createSsmFake(opts: SsmFakeOptions): Promise<SsmFake> {
       polls: 0,
     };
     commands.set(command.commandId, command);
-    const done = execute(command, prepared.timeoutSeconds, prepared.step).finally(() => running.delete(done));
+    const done = execute(command, prepared.timeoutSeconds, prepared.step).finally(() => {
+      running.delete(done);
+      stoppers.delete(command.commandId);
+    });
     running.add(done);
+    executions.set(command.commandId, done);
     return {
       Command: {
         CommandId: command.commandId,
@@ -345,6 +367,12 @@ export async function createSsmFake(opts: SsmFakeOptions): Promise<SsmFake> {
     objects,
     commands: () => [...commands.values()],
     idle,
+    async interrupt(commandId, status) {
+      const stop = stoppers.get(commandId);
+      if (!stop) throw new Error(`command ${commandId} is not running`);
+      stop(status);
+      await executions.get(commandId);
+    },
     sleep: () => idle(),
     async close() {
       await idle();
