@@ -1,3 +1,4 @@
+import type { Manifest } from './domain/inventory.js';
 import type { Digest } from './domain/names.js';
 import type { DeleteCheck } from './domain/plan.js';
 
@@ -58,6 +59,13 @@ export interface StorageLister {
   list(): Promise<Map<string, StoredRepository>>;
   /** Every blob in storage with its size, where the lister can see them: tells what GC frees beyond the plan. */
   listBlobs?(): Promise<Map<Digest, number>>;
+  /**
+   * A manifest's blob read from storage, checked against its digest and parsed; undefined when storage holds no
+   * such blob. With it the scan reads no manifest through the API. Throws when the blob is not that manifest.
+   */
+  readManifest?(digest: Digest): Promise<Manifest | undefined>;
+  /** A blob (an image config) read from storage, at most maxBytes, checked against its digest; undefined when absent. */
+  readBlob?(digest: Digest, maxBytes: number): Promise<Uint8Array | undefined>;
 }
 
 export interface Clock {

@@ -16,12 +16,13 @@ import {
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Progress, Registry, StorageLister, StoredRepository } from './ports.js';
+import { StoredBlobError } from './storage/blob-content.js';
 import { StorageRootError } from './storage/errors.js';
 
 export interface ScanOptions {
   readonly registry: Registry;
   readonly registryUrl: string;
-  /** Where untagged revisions and push times come from; without it only tagged content is seen. */
+  /** Where tags, untagged revisions, push times and manifests come from; without it only tagged content is seen. */
   readonly storage?: StorageLister;
   readonly include?: readonly string[];
   readonly exclude?: readonly string[];
@@ -39,9 +40,11 @@ export interface Scanned {
 }
 
 /**
- * Builds the inventory: every selected repository's tags and manifests through the API, the untagged
- * revisions and push times from storage when it is visible. Storage that disagrees with the API is refused
- * with a StorageRootError. A repository that fails is recorded with its error and the scan goes on.
+ * Builds the inventory. Without storage, every selected repository's tags and manifests come through the API.
+ * With storage that agrees with the API, tags, untagged revisions and push times come from storage, and so do
+ * the manifests themselves when it can read blobs: then the API answers only the catalog and the agreement
+ * check. Storage that disagrees is refused with a StorageRootError. A repository that fails is recorded with
+ * its error and the scan goes on.
  */
 export async function scan(options: ScanOptions): Promise<Scanned> {
   const { registry } = options;
@@ -64,6 +67,7 @@ export async function scan(options: ScanOptions): Promise<Scanned> {
         limit,
         stored: stored?.get(name),
         storageVisible: stored !== undefined,
+        storage: options.storage,
         configs,
       });
       done += 1;
@@ -118,7 +122,7 @@ async function agreedStorage(
 
 /**
  * Compares the two lists of repositories, then the tags of a few repositories both sides have and the digests
- * of a few of those tags. A repository the API cannot read is left to the scan, which reports it.
+ * of a few of those tags. A repository the API cannot read tells nothing about whose storage this is.
  */
 async function disagreements(reads: Reads, registry: Registry, limit: Limit): Promise<Disagreement[]> {
   const sampled = await Promise.all(
@@ -148,28 +152,89 @@ interface RepositoryContext {
   readonly limit: Limit;
   readonly stored: StoredRepository | undefined;
   readonly storageVisible: boolean;
+  readonly storage: StorageLister | undefined;
   readonly configs: Map<Digest, Promise<string | undefined>>;
 }
 
-async function scanRepository(name: string, context: RepositoryContext): Promise<Repository> {
+/** Where one repository's tags and manifests are read: the registry's API, or storage when it is visible. */
+interface RepositorySource {
+  /** Calls `found` for each tag, with the manifest when reading the tag gave it. */
+  eachTag(found: (tag: Tag, manifest?: Manifest) => Promise<void>): Promise<void>;
+  /** The repository's manifest by that digest, parsed and checked; undefined when it has none. */
+  manifest(digest: Digest): Promise<Manifest | undefined>;
+}
+
+/** One request per tag and per manifest; push times from the storage listing where it agrees. */
+function apiSource(name: string, context: RepositoryContext): RepositorySource {
   const { registry, limit, stored } = context;
+  const storedTags = new Map((stored?.tags ?? []).map((tag) => [tag.name, tag]));
+  return {
+    async eachTag(found) {
+      const tagNames = await limit(() => registry.listTags(name));
+      await Promise.all(
+        tagNames.map(async (tagName) => {
+          const fetched = await limit(() => registry.getManifest(name, tagName));
+          if (!fetched) return;
+          const storedTag = storedTags.get(tagName);
+          await found(
+            {
+              name: tagName,
+              digest: fetched.digest,
+              ...(storedTag && storedTag.digest === fetched.digest ? { pushedAt: storedTag.pushedAt } : {}),
+            },
+            parseManifest(fetched.digest, fetched.mediaType, fetched.body),
+          );
+        }),
+      );
+    },
+    async manifest(digest) {
+      const fetched = await limit(() => registry.getManifest(name, digest));
+      return fetched && parseManifest(digest, fetched.mediaType, fetched.body);
+    },
+  };
+}
+
+/**
+ * Tags and revisions as storage lists them, manifests read from its blobs. As through the API, a manifest is
+ * the repository's only when the repository links it as a revision.
+ */
+function storageSource(
+  stored: StoredRepository,
+  readManifest: (digest: Digest) => Promise<Manifest | undefined>,
+): RepositorySource {
+  const revisions = new Set(stored.revisions.map((revision) => revision.digest));
+  return {
+    async eachTag(found) {
+      await Promise.all(stored.tags.map((tag) => found(tag)));
+    },
+    manifest: (digest) => (revisions.has(digest) ? readManifest(digest) : Promise.resolve(undefined)),
+  };
+}
+
+function sourceFor(name: string, context: RepositoryContext): RepositorySource {
+  const { stored, storage } = context;
+  return stored && storage?.readManifest
+    ? storageSource(stored, storage.readManifest.bind(storage))
+    : apiSource(name, context);
+}
+
+async function scanRepository(name: string, context: RepositoryContext): Promise<Repository> {
+  const { stored } = context;
   const tags: Tag[] = [];
   const manifests = new Map<Digest, Manifest>();
   try {
-    const tagNames = await limit(() => registry.listTags(name));
-    const storedTags = new Map((stored?.tags ?? []).map((tag) => [tag.name, tag]));
+    const source = sourceFor(name, context);
     const pushedAt = new Map(
       (stored?.revisions ?? []).map((revision) => [revision.digest, revision.pushedAt]),
     );
     const pending = new Map<Digest, Promise<void>>();
 
-    const load = (digest: Digest, fetched?: { mediaType: string; body: Uint8Array }): Promise<void> => {
+    const load = (digest: Digest, known?: Manifest): Promise<void> => {
       const existing = pending.get(digest);
       if (existing) return existing;
       const work = (async () => {
-        const manifestResponse = fetched ?? (await limit(() => registry.getManifest(name, digest)));
-        if (!manifestResponse) return;
-        const parsed = parseManifest(digest, manifestResponse.mediaType, manifestResponse.body);
+        const parsed = known ?? (await source.manifest(digest));
+        if (!parsed) return;
         const pushed = pushedAt.get(digest);
         const created =
           pushed === undefined && parsed.config && IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)
@@ -190,24 +255,16 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
       return work;
     };
 
-    await Promise.all(
-      tagNames.map(async (tagName) => {
-        const fetched = await limit(() => registry.getManifest(name, tagName));
-        if (!fetched) return;
-        const storedTag = storedTags.get(tagName);
-        tags.push({
-          name: tagName,
-          digest: fetched.digest,
-          ...(storedTag && storedTag.digest === fetched.digest ? { pushedAt: storedTag.pushedAt } : {}),
-        });
-        await load(fetched.digest, fetched);
-      }),
-    );
+    await source.eachTag(async (tag, manifest) => {
+      tags.push(tag);
+      await load(tag.digest, manifest);
+    });
     await Promise.all((stored?.revisions ?? []).map((revision) => load(revision.digest)));
     await Promise.all(pending.values());
+    const found = tags.filter((tag) => manifests.has(tag.digest));
     // Images pushed at the same moment are ranked by build time: the configs of those, and only those.
     await Promise.all(
-      buildTimesNeeded(tags, [...manifests.values()]).map(async (digest) => {
+      buildTimesNeeded(found, [...manifests.values()]).map(async (digest) => {
         const manifest = manifests.get(digest);
         const config = manifest?.config;
         if (
@@ -221,10 +278,10 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
         if (created !== undefined) manifests.set(digest, { ...manifest, created });
       }),
     );
-    tags.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    found.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
     return {
       name,
-      tags,
+      tags: found,
       manifests: [...manifests.values()].sort((a, b) => a.digest.localeCompare(b.digest)),
       revisionsVisible: context.storageVisible,
     };
@@ -233,6 +290,7 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
   }
 }
 
+/** An image config's build time: from storage when it can read blobs, else through the API. */
 function configCreated(
   repository: string,
   digest: Digest,
@@ -240,9 +298,14 @@ function configCreated(
 ): Promise<string | undefined> {
   let created = context.configs.get(digest);
   if (!created) {
-    created = context
-      .limit(() => context.registry.getBlob(repository, digest, MAX_CONFIG_BYTES))
-      .then(parseConfigCreated);
+    const { storage } = context;
+    const body = storage?.readBlob
+      ? storage.readBlob(digest, MAX_CONFIG_BYTES).then((stored) => {
+          if (!stored) throw new StoredBlobError(`config ${digest} is not in storage`);
+          return stored;
+        })
+      : context.limit(() => context.registry.getBlob(repository, digest, MAX_CONFIG_BYTES));
+    created = body.then(parseConfigCreated);
     context.configs.set(digest, created);
     created.catch(() => context.configs.delete(digest));
   }

@@ -103,10 +103,21 @@ describe('keep-last among images a CI job pushed in the same second', () => {
     expect(decisions(plan)).toEqual(newestBuildsKept);
   });
 
-  it('fetches the configs of the tied images only', async () => {
+  it('reads the configs of the tied images from storage with --storage-root: no manifest or blob request', async () => {
     const result = await runCli(
       ['plan', '--registry', reg.url, '--storage-root', reg.root, '--keep-last', '2', '--json', '--verbose'],
       {},
+    );
+
+    expect(decisions(parsePlan(result))).toEqual(newestBuildsKept);
+    expect(result.stderr).toMatch(/^http: GET \S+\/v2\/_catalog/m);
+    expect(result.stderr).not.toMatch(/^http: GET \S+\/v2\/\S+\/(manifests|blobs)\//m);
+  });
+
+  it('fetches the configs of the tied images only, reading the storage through the host script', async () => {
+    const result = await runCli(
+      ['plan', '--registry', reg.url, '--storage-from-host', '--keep-last', '2', '--json', '--verbose'],
+      { env: docker.env },
     );
 
     const fetched = [

@@ -1,7 +1,10 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Manifest } from '../domain/inventory.js';
 import { type Digest, isDigest, isRepositoryName, isTagName } from '../domain/names.js';
 import type { StorageLister, StoredRepository, StoredRevision, StoredTag } from '../ports.js';
+import { checkedBlob, MAX_MANIFEST_BYTES, StoredBlobError, storedManifest } from './blob-content.js';
 import { StorageRootError } from './errors.js';
 
 export { StorageRootError };
@@ -17,33 +20,61 @@ const FIND_THE_ROOT = [
 const READ_IN_THE_CONTAINER = '  or read the storage inside the container: --storage-from-host.';
 
 const HEX = /^[a-f0-9]{64}$/;
-const BATCH = 64;
+/** Synchronous file operations between two turns of the event loop. */
+const OPERATIONS_PER_TURN = 512;
 
-async function entries(dir: string): Promise<string[]> {
+const isMissing = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
+
+function directories(dir: string): string[] {
   try {
-    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (isMissing(error)) return [];
     throw error;
   }
-}
-
-async function inBatches<T, R>(items: readonly T[], work: (item: T) => Promise<R | undefined>): Promise<R[]> {
-  const results: R[] = [];
-  for (let start = 0; start < items.length; start += BATCH) {
-    const settled = await Promise.all(items.slice(start, start + BATCH).map(work));
-    for (const value of settled) if (value !== undefined) results.push(value);
-  }
-  return results;
 }
 
 /** To the millisecond, truncated from the nanoseconds, as the host inventory reads an mtime. */
-async function mtime(path: string): Promise<string | undefined> {
+function mtime(path: string): string | undefined {
+  const info = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return info && new Date(Number(info.mtimeNs / 1_000_000n)).toISOString();
+}
+
+function readIfPresent(path: string): string | undefined {
   try {
-    return new Date(Number((await stat(path, { bigint: true })).mtimeNs / 1_000_000n)).toISOString();
+    return readFileSync(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isMissing(error)) return undefined;
     throw error;
+  }
+}
+
+/**
+ * Runs synchronous work one task at a time and lets timers and other I/O in every so many operations. The
+ * files are small and local: a promise round trip through libuv's four threads per open, stat, read and
+ * close costs several times the read itself.
+ */
+class Pacer {
+  private queue: Promise<unknown> = Promise.resolve();
+  private operations = 0;
+
+  run<T>(work: () => T): Promise<T> {
+    const result = this.queue.then(async () => {
+      await this.turn(1);
+      return work();
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Counts `operations` done, yielding to the event loop once a turn's worth has passed. */
+  async turn(operations: number): Promise<void> {
+    this.operations += operations;
+    if (this.operations < OPERATIONS_PER_TURN) return;
+    this.operations = 0;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 
@@ -53,6 +84,8 @@ async function mtime(path: string): Promise<string | undefined> {
  */
 export class FilesystemStorage implements StorageLister {
   private readonly repositoriesDir: string;
+  private readonly blobsDir: string;
+  private readonly pacer = new Pacer();
   readonly label: string;
   readonly mismatchFix =
     "Give this registry's storage root, or let the host script read the storage\n" +
@@ -60,6 +93,7 @@ export class FilesystemStorage implements StorageLister {
 
   constructor(readonly root: string) {
     this.repositoriesDir = join(root, 'docker', 'registry', 'v2', 'repositories');
+    this.blobsDir = join(root, 'docker', 'registry', 'v2', 'blobs', 'sha256');
     this.label = `--storage-root ${root}`;
   }
 
@@ -81,29 +115,63 @@ export class FilesystemStorage implements StorageLister {
     return found;
   }
 
-  async listBlobs(): Promise<Map<Digest, number>> {
-    const blobsDir = join(this.root, 'docker', 'registry', 'v2', 'blobs', 'sha256');
-    const sizes = new Map<Digest, number>();
-    for (const prefix of await entries(blobsDir)) {
-      const found = await inBatches(await entries(join(blobsDir, prefix)), async (hex) => {
-        if (!HEX.test(hex)) return undefined;
-        try {
-          return [`sha256:${hex}` as Digest, (await stat(join(blobsDir, prefix, hex, 'data'))).size] as const;
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-          throw error;
+  async readManifest(digest: Digest): Promise<Manifest | undefined> {
+    const body = await this.read(digest, MAX_MANIFEST_BYTES, 'manifest');
+    return body && storedManifest(digest, body);
+  }
+
+  async readBlob(digest: Digest, maxBytes: number): Promise<Uint8Array | undefined> {
+    const body = await this.read(digest, maxBytes, 'blob');
+    return body && checkedBlob(digest, body);
+  }
+
+  /** `blobs/sha256/<2 hex>/<hex>/data`, the one copy every repository links to. */
+  private read(digest: Digest, maxBytes: number, what: string): Promise<Uint8Array | undefined> {
+    if (!isDigest(digest)) return Promise.reject(new StoredBlobError(`not a sha256 digest: ${digest}`));
+    const hex = digest.slice('sha256:'.length);
+    return this.pacer.run(() => {
+      let fd: number;
+      try {
+        fd = openSync(join(this.blobsDir, hex.slice(0, 2), hex, 'data'), 'r');
+      } catch (error) {
+        if (isMissing(error)) return undefined;
+        throw error;
+      }
+      try {
+        const { size } = fstatSync(fd);
+        if (size > maxBytes) {
+          throw new StoredBlobError(
+            `${what} ${digest} in storage is ${size} bytes, more than the ${maxBytes} read`,
+          );
         }
-      });
-      for (const [digest, size] of found) sizes.set(digest, size);
+        return readFileSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
+
+  async listBlobs(): Promise<Map<Digest, number>> {
+    const sizes = new Map<Digest, number>();
+    for (const prefix of directories(this.blobsDir)) {
+      const hexes = directories(join(this.blobsDir, prefix));
+      for (const hex of hexes) {
+        if (!HEX.test(hex)) continue;
+        const info = statSync(join(this.blobsDir, prefix, hex, 'data'), { throwIfNoEntry: false });
+        if (info) sizes.set(`sha256:${hex}`, info.size);
+      }
+      await this.pacer.turn(hexes.length + 1);
     }
     return sizes;
   }
 
   private async walk(prefix: string, found: Map<string, StoredRepository>): Promise<void> {
     const dir = prefix ? join(this.repositoriesDir, prefix) : this.repositoriesDir;
-    const names = await entries(dir);
+    const names = directories(dir);
     if (prefix && names.includes('_manifests') && isRepositoryName(prefix)) {
-      found.set(prefix, await this.readRepository(join(dir, '_manifests')));
+      const repository = this.readRepository(join(dir, '_manifests'));
+      found.set(prefix, repository);
+      await this.pacer.turn(repository.revisions.length + 2 * repository.tags.length);
     }
     for (const name of names) {
       if (name.startsWith('_')) continue;
@@ -111,29 +179,23 @@ export class FilesystemStorage implements StorageLister {
     }
   }
 
-  private async readRepository(manifestsDir: string): Promise<StoredRepository> {
+  private readRepository(manifestsDir: string): StoredRepository {
     const revisionsDir = join(manifestsDir, 'revisions', 'sha256');
-    const revisions = await inBatches(
-      await entries(revisionsDir),
-      async (hex): Promise<StoredRevision | undefined> => {
-        if (!HEX.test(hex)) return undefined;
-        const pushedAt = await mtime(join(revisionsDir, hex, 'link'));
-        return pushedAt ? { digest: `sha256:${hex}`, pushedAt } : undefined;
-      },
-    );
+    const revisions: StoredRevision[] = [];
+    for (const hex of directories(revisionsDir)) {
+      if (!HEX.test(hex)) continue;
+      const pushedAt = mtime(join(revisionsDir, hex, 'link'));
+      if (pushedAt) revisions.push({ digest: `sha256:${hex}`, pushedAt });
+    }
     const tagsDir = join(manifestsDir, 'tags');
-    const tags = await inBatches(await entries(tagsDir), async (name): Promise<StoredTag | undefined> => {
-      if (!isTagName(name)) return undefined;
+    const tags: StoredTag[] = [];
+    for (const name of directories(tagsDir)) {
+      if (!isTagName(name)) continue;
       const link = join(tagsDir, name, 'current', 'link');
-      try {
-        const [content, pushedAt] = await Promise.all([readFile(link, 'utf8'), mtime(link)]);
-        const digest = content.trim();
-        return isDigest(digest) && pushedAt ? { name, digest, pushedAt } : undefined;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw error;
-      }
-    });
+      const pushedAt = mtime(link);
+      const digest = pushedAt && readIfPresent(link)?.trim();
+      if (isDigest(digest) && pushedAt) tags.push({ name, digest, pushedAt });
+    }
     return { revisions, tags };
   }
 }
