@@ -386,7 +386,7 @@ async function benchInventory(): Promise<void> {
       lockFile: join(scratch, 'lock'),
       logDir: join(scratch, 'logs'),
     });
-    const listed = parseInventory(run.output ?? '');
+    const listed = parseInventory(run.output ?? '').repositories;
     const elapsed = performance.now() - startedAt;
     let seen = 0;
     for (const repository of listed.values()) seen += repository.revisions.length;

@@ -369,7 +369,10 @@ describe('storage on a Docker host', () => {
       ].sort(),
     );
     const calls = await docker.calls();
-    expect(calls.map((argv) => argv.slice(0, 3))).toEqual([['exec', 'registry', 'sh']]);
+    expect(calls.map((argv) => argv.slice(0, 3))).toEqual([
+      ['exec', 'registry', 'sh'],
+      ['exec', '-i', 'registry'],
+    ]);
     expect(await headManifest(reg, 'team/app', untagged.digest)).toBe(untagged.digest);
   });
 

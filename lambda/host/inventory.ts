@@ -1,4 +1,8 @@
-import { isDigest, isRepositoryName, isTagName, printable } from '../domain/names.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { Manifest } from '../domain/inventory.js';
+import { type Digest, isDigest, isRepositoryName, isTagName, printable } from '../domain/names.js';
 import type {
   HostParams,
   HostRun,
@@ -8,9 +12,17 @@ import type {
   StoredRevision,
   StoredTag,
 } from '../ports.js';
+import { MAX_MANIFEST_BYTES, storedManifest, tooLarge } from '../storage/blob-content.js';
+import { TarReader } from './tar.js';
 
 /** Epoch seconds, with the fraction of a second the host's `stat` gave, if any. */
 const EPOCH_SECONDS = /^([0-9]{1,12})(?:\.([0-9]{1,9}))?$/;
+/** One line of `base64` output: 76 characters at most, padding only at the end. */
+const BASE64_LINE = /^[A-Za-z0-9+/]{1,76}={0,2}$/;
+/** An archive member: a blob's `data` file under blobs/sha256. */
+const BLOB_PATH = /^([a-f0-9]{2})\/([a-f0-9]{64})\/data$/;
+/** Base64 lines decoded at once: whole lines of 76 characters decode on their own. */
+const LINES_PER_CHUNK = 2048;
 
 interface Building {
   readonly revisions: StoredRevision[];
@@ -26,16 +38,24 @@ function pushedAt(epochSeconds: string | undefined): string | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
 }
 
+export interface HostInventory {
+  readonly repositories: Map<string, StoredRepository>;
+  /** The base64 lines of the manifests' archive (tar, gzip-compressed), in order. */
+  readonly archive: readonly string[];
+}
+
 /**
  * Reads the host script's inventory lines (`R <repository>`, then its `V <hex> <mtime>` and
- * `T <tag> <hex> <mtime>` lines). Every name, tag and digest is checked against the registry's grammar; a
- * line that fails, or that belongs to a repository that failed, is skipped and passed to `onInvalid`.
+ * `T <tag> <hex> <mtime>` lines, and `M <base64>` lines of the manifests' archive). Every name, tag and
+ * digest is checked against the registry's grammar; a line that fails, or that belongs to a repository that
+ * failed, is skipped and passed to `onInvalid`.
  */
 export function parseInventory(
   text: string,
   onInvalid?: (line: string, lineNumber: number) => void,
-): Map<string, StoredRepository> {
+): HostInventory {
   const found = new Map<string, Building>();
+  const archive: string[] = [];
   let current: Building | undefined;
   const lines = text.split('\n');
   for (let index = 0; index < lines.length; index++) {
@@ -58,6 +78,9 @@ export function parseInventory(
         current.revisions.push({ digest, pushedAt: when });
         valid = true;
       }
+    } else if (kind === 'M' && fields.length === 1 && BASE64_LINE.test(fields[0] ?? '')) {
+      archive.push(fields[0] as string);
+      valid = true;
     } else if (kind === 'T' && fields.length === 3 && current) {
       const [name, hex, mtime] = fields;
       const digest = `sha256:${hex}`;
@@ -69,7 +92,49 @@ export function parseInventory(
     }
     if (!valid) onInvalid?.(line, index + 1);
   }
-  return found;
+  return { repositories: found, archive };
+}
+
+function* decoded(lines: readonly string[]): Generator<Buffer> {
+  for (let start = 0; start < lines.length; start += LINES_PER_CHUNK) {
+    yield Buffer.from(lines.slice(start, start + LINES_PER_CHUNK).join(''), 'base64');
+  }
+}
+
+/**
+ * The manifests of the archive, by digest: each checked against its digest and parsed, or the error that
+ * says why it cannot be used. A member that is not a blob's `data` file is skipped and passed to `onInvalid`.
+ */
+export async function readManifestArchive(
+  lines: readonly string[],
+  onInvalid?: (name: string) => void,
+): Promise<Map<Digest, Manifest | Error>> {
+  const manifests = new Map<Digest, Manifest | Error>();
+  if (lines.length === 0) return manifests;
+  const reader = new TarReader(MAX_MANIFEST_BYTES);
+  await pipeline(Readable.from(decoded(lines)), createGunzip(), async (chunks: AsyncIterable<Buffer>) => {
+    for await (const chunk of chunks) {
+      for (const entry of reader.push(chunk)) {
+        const [, prefix, hex] = BLOB_PATH.exec(entry.name) ?? [];
+        if (hex === undefined || hex.slice(0, 2) !== prefix) {
+          onInvalid?.(entry.name);
+          continue;
+        }
+        const digest: Digest = `sha256:${hex}`;
+        if (!entry.body) {
+          manifests.set(digest, tooLarge('manifest', digest, entry.size, MAX_MANIFEST_BYTES));
+          continue;
+        }
+        try {
+          manifests.set(digest, storedManifest(digest, entry.body));
+        } catch (error) {
+          manifests.set(digest, error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+    }
+  });
+  reader.end();
+  return manifests;
 }
 
 /** The host inventory could not be used; the message says what to fix. */
@@ -92,10 +157,14 @@ function runnerReason(run: HostRun): string | undefined {
   return typeof reason === 'string' ? reason : undefined;
 }
 
-/** The storage half of the scan, read on the registry host by the host script's `inventory` action. */
+/**
+ * The storage half of the scan, read on the registry host by the host script's `inventory` action: tags,
+ * revisions and push times, and the manifests themselves, so that the scan reads none through the API.
+ */
 export class HostStorage implements StorageLister {
   readonly label: string;
   readonly mismatchFix: string;
+  private manifests = new Map<Digest, Manifest | Error>();
 
   constructor(
     private readonly runner: HostRunner,
@@ -134,23 +203,48 @@ export class HostStorage implements StorageLister {
       );
     }
 
+    if (typeof summary.manifests !== 'number') {
+      throw new HostInventoryError(
+        "the inventory carried no manifests: the host script is from another version of registry-janitor (deploy the stack again so that its SSM document has this version's script)",
+      );
+    }
+
     let skipped = 0;
-    const repositories = parseInventory(run.output, (line, lineNumber) => {
+    const { repositories, archive } = parseInventory(run.output, (line, lineNumber) => {
       skipped++;
       this.options.onInvalid?.(`skipped invalid inventory line ${lineNumber}: ${printable(line)}`);
     });
-    let lines = skipped + repositories.size;
+    let lines = skipped + repositories.size + archive.length;
     for (const repository of repositories.values())
       lines += repository.revisions.length + repository.tags.length;
-    const announced = [summary.repositories, summary.revisions, summary.tags].reduce<number>(
-      (sum, n) => sum + (typeof n === 'number' ? n : 0),
-      0,
-    );
+    const announced = [
+      summary.repositories,
+      summary.revisions,
+      summary.tags,
+      summary.archiveLines,
+    ].reduce<number>((sum, n) => sum + (typeof n === 'number' ? n : 0), 0);
     if (lines !== announced) {
       throw new HostInventoryError(
         `the inventory output is incomplete: the host script printed ${announced} lines, ${lines} arrived`,
       );
     }
+    try {
+      this.manifests = await readManifestArchive(archive, (name) =>
+        this.options.onInvalid?.(`skipped invalid manifest archive entry ${printable(name)}`),
+      );
+    } catch (error) {
+      throw new HostInventoryError(
+        `the manifests in the inventory output cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
     return repositories;
+  }
+
+  /** From the manifests the last inventory carried. */
+  async readManifest(digest: Digest): Promise<Manifest | undefined> {
+    const found = this.manifests.get(digest);
+    if (found instanceof Error) throw found;
+    return found;
   }
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # registry-janitor's host script: everything that runs on the registry host.
-#   inventory: every manifest revision and tag of the registry's storage, with push times.
+#   inventory: every manifest revision and tag of the registry's storage, with push times, and the manifests.
 #   collect:   garbage collection without --delete-untagged, then a restart that empties the registry's
 #              in-memory blob cache; both run detached from the caller, so they finish even when it is killed.
 #   recover:   brings the registry back after a collection that did not finish.
@@ -205,7 +205,8 @@ exit "$rc"'
 
 # Turns the find output into "<repository> D|V|T ..." lines, push times as epoch seconds with the fraction
 # where there is one, checking every name against the registry's grammar; anything else, and a tag without a
-# readable digest, is counted as ignored.
+# readable digest, is counted as ignored. Each revision's blob, as a path under blobs/sha256, goes to
+# blobs_file.
 # shellcheck disable=SC2016
 INVENTORY_PARSE='
 function valid_repository(r) {
@@ -226,8 +227,10 @@ function ends_with(s, suffix) {
     repository = substr(path, 1, i - 1)
     hex = substr(path, i + 29)
     if (ends_with(hex, "/link")) hex = substr(hex, 1, length(hex) - 5); else hex = ""
-    if (valid_repository(repository) && valid_hex(hex)) print repository " V " hex " " mtime
-    else ignored++
+    if (valid_repository(repository) && valid_hex(hex)) {
+      print repository " V " hex " " mtime
+      print substr(hex, 1, 2) "/" hex "/data" > blobs_file
+    } else ignored++
   } else if ((i = index(path, "/_manifests/tags/")) > 0) {
     repository = substr(path, 1, i - 1)
     tag = substr(path, i + 17)
@@ -259,6 +262,12 @@ END {
   printf "%d\n", ignored > ignored_file
 }'
 
+# Archives the blobs named on stdin (paths under the folder $1, built from checked digests only). A blob
+# that vanished meanwhile is left out: it is no manifest the registry could serve.
+# shellcheck disable=SC2016
+INVENTORY_ARCHIVE='cd "$1" || exit 1
+exec xargs tar -cf -'
+
 # shellcheck disable=SC2016
 INVENTORY_PRINT='
 $1 != current { current = $1; print "R " current; repositories++ }
@@ -273,17 +282,44 @@ inventory_failed() {
   exit 1
 }
 
+# The manifest blobs listed in $tmp/manifests as a tar archive, gzip-compressed, in $tmp/manifests.gz.
+archive_manifests() {
+  {
+    archive_rc=0
+    docker exec -i "$container" sh -c "$INVENTORY_ARCHIVE" sh "$blobs_dir/sha256" \
+      <"$tmp/manifests" 2>"$tmp/docker.err" || archive_rc=1
+    echo "$archive_rc" >"$tmp/archive.rc"
+  } | gzip -c >"$tmp/manifests.gz" || return 1
+  read -r archive_rc <"$tmp/archive.rc"
+  [ "$archive_rc" -eq 0 ] && return 0
+  # tar goes on past a file that vanished, names it, and says so again at the end.
+  [ -s "$tmp/docker.err" ] &&
+    ! grep -v -e 'No such file or directory' -e 'previous errors' "$tmp/docker.err" >/dev/null
+}
+
 run_inventory() {
-  command -v docker >/dev/null 2>&1 || inventory_failed 'docker is not installed on this host'
+  for tool in docker gzip base64; do
+    command -v "$tool" >/dev/null 2>&1 || inventory_failed "$tool is not installed on this host"
+  done
   container_read "$tmp/found" sh -c "$INVENTORY_FIND" sh "$repositories_dir" ||
     inventory_failed "$(with_error 'could not read the registry storage in the container')"
-  awk -v ignored_file="$tmp/ignored" "$INVENTORY_PARSE" "$tmp/found" >"$tmp/entries"
+  : >"$tmp/blobs"
+  awk -v ignored_file="$tmp/ignored" -v blobs_file="$tmp/blobs" "$INVENTORY_PARSE" "$tmp/found" >"$tmp/entries"
+  sort -u "$tmp/blobs" >"$tmp/manifests"
+  manifests=$(awk 'END { print NR }' "$tmp/manifests")
+  : >"$tmp/manifests.b64"
+  if [ "$manifests" -gt 0 ]; then
+    archive_manifests || inventory_failed "$(with_error 'could not read the manifests in the container')"
+    base64 "$tmp/manifests.gz" >"$tmp/manifests.b64"
+  fi
   sort -k1,1 "$tmp/entries" >"$tmp/sorted"
   awk -v counts_file="$tmp/counts" "$INVENTORY_PRINT" "$tmp/sorted"
+  sed 's/^/M /' "$tmp/manifests.b64"
   read -r repositories revisions tags <"$tmp/counts"
   read -r ignored <"$tmp/ignored"
-  printf '{"registryJanitor":1,"action":"inventory","status":"done","repositories":%d,"revisions":%d,"tags":%d,"ignored":%d,"durationSeconds":%s}\n' \
-    "$repositories" "$revisions" "$tags" "$ignored" "$(elapsed)"
+  archive_lines=$(awk 'END { print NR }' "$tmp/manifests.b64")
+  printf '{"registryJanitor":1,"action":"inventory","status":"done","repositories":%d,"revisions":%d,"tags":%d,"manifests":%d,"archiveLines":%d,"ignored":%d,"durationSeconds":%s}\n' \
+    "$repositories" "$revisions" "$tags" "$manifests" "$archive_lines" "$ignored" "$(elapsed)"
 }
 
 # --- collect and recover --------------------------------------------------------------------------------

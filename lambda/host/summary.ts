@@ -16,6 +16,8 @@ const inventorySummary = z
     repositories: count.optional(),
     revisions: count.optional(),
     tags: count.optional(),
+    manifests: count.optional(),
+    archiveLines: count.optional(),
     ignored: count.optional(),
   })
   .refine(

@@ -16,6 +16,13 @@ export function sha256(body: Uint8Array): Digest {
   return `sha256:${createHash('sha256').update(body).digest('hex')}`;
 }
 
+/** Why a blob too large for what it should be is not read. */
+export function tooLarge(what: string, digest: Digest, size: number, maxBytes: number): StoredBlobError {
+  return new StoredBlobError(
+    `${what} ${digest} in storage is ${size} bytes, more than the ${maxBytes} it may have`,
+  );
+}
+
 /** The body, once it hashes to the digest it was stored under. */
 export function checkedBlob(digest: Digest, body: Uint8Array, what = 'blob'): Uint8Array {
   const hashed = sha256(body);

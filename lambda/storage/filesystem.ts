@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import type { Manifest } from '../domain/inventory.js';
 import { type Digest, isDigest, isRepositoryName, isTagName } from '../domain/names.js';
 import type { StorageLister, StoredRepository, StoredRevision, StoredTag } from '../ports.js';
-import { checkedBlob, MAX_MANIFEST_BYTES, StoredBlobError, storedManifest } from './blob-content.js';
+import {
+  checkedBlob,
+  MAX_MANIFEST_BYTES,
+  StoredBlobError,
+  storedManifest,
+  tooLarge,
+} from './blob-content.js';
 import { StorageRootError } from './errors.js';
 
 export { StorageRootError };
@@ -139,11 +145,7 @@ export class FilesystemStorage implements StorageLister {
       }
       try {
         const { size } = fstatSync(fd);
-        if (size > maxBytes) {
-          throw new StoredBlobError(
-            `${what} ${digest} in storage is ${size} bytes, more than the ${maxBytes} read`,
-          );
-        }
+        if (size > maxBytes) throw tooLarge(what, digest, size, maxBytes);
         return readFileSync(fd);
       } finally {
         closeSync(fd);

@@ -1,14 +1,26 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { plan } from '../../lambda/domain/plan.js';
+import { buildPolicy } from '../../lambda/domain/policy.js';
 import { HostStorage } from '../../lambda/host/inventory.js';
 import { LocalRunner } from '../../lambda/host/local-runner.js';
-import type { StoredRepository } from '../../lambda/ports.js';
+import { parseHostOutput } from '../../lambda/host/summary.js';
+import type { StorageLister, StoredRepository } from '../../lambda/ports.js';
 import { FilesystemStorage } from '../../lambda/storage/filesystem.js';
 import { deleteManifest, type PushedImage, pushImage, putManifest } from '../support/images.js';
-import { setRevisionPushTime, setTagPushTime, storageRoot } from '../support/storage.js';
-import { type HostFixture, startHostFixture } from './host-fixture.js';
+import { type MixedContent, pushMixedContent } from '../support/mixed-registry.js';
+import { contentReads, type RecordedScan, repositoryOf, scanWith } from '../support/scanning.js';
+import {
+  blobDataPath,
+  revisionLinkPath,
+  setRevisionPushTime,
+  setTagPushTime,
+  storageRoot,
+} from '../support/storage.js';
+import { type HostFixture, runScript, startHostFixture } from './host-fixture.js';
 
 /** In a stable order. */
 function comparable(listing: Map<string, StoredRepository>): [string, StoredRepository][] {
@@ -23,15 +35,28 @@ function comparable(listing: Map<string, StoredRepository>): [string, StoredRepo
     ]);
 }
 
-/** A PATH on which `stat` is BusyBox's, as in the registry image, and every other command the host's. */
-async function busyboxStatPath(dir: string, path: string | undefined): Promise<string> {
-  const bin = join(dir, 'busybox-stat');
+/**
+ * A PATH on which the given commands, or every applet, are BusyBox's, as in the registry image, and every
+ * other command the host's.
+ */
+async function busyboxPath(
+  dir: string,
+  path: string | undefined,
+  applets?: readonly string[],
+): Promise<string> {
+  const busybox = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
+  const bin = join(dir, `busybox-${applets ? applets.join('-') : 'all'}`);
   await mkdir(bin, { recursive: true });
-  await symlink(
-    execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim(),
-    join(bin, 'stat'),
-  );
+  const names =
+    applets ?? execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  for (const name of names) await symlink(busybox, join(bin, name)).catch(() => undefined);
   return [bin, path].filter(Boolean).join(delimiter);
+}
+
+/** What a HostStorage makes of the manifests of every revision it lists. */
+async function manifestsOf(storage: StorageLister, listing: Map<string, StoredRepository>) {
+  const digests = [...new Set([...listing.values()].flatMap((r) => r.revisions.map((v) => v.digest)))].sort();
+  return Promise.all(digests.map(async (digest) => [digest, await storage.readManifest?.(digest)] as const));
 }
 
 describe('the host script inventory against a real registry', () => {
@@ -88,7 +113,7 @@ describe('the host script inventory against a real registry', () => {
   });
 
   it("reads the same push times, to the millisecond, with the registry image's BusyBox stat", async () => {
-    const env = { ...host.docker.env, PATH: await busyboxStatPath(host.dir, host.docker.env.PATH) };
+    const env = { ...host.docker.env, PATH: await busyboxPath(host.dir, host.docker.env.PATH, ['stat']) };
     const containerStat = spawnSync('stat', ['--help'], { env, encoding: 'utf8' });
 
     const listed = await new HostStorage(new LocalRunner({ env }), host.params).list();
@@ -100,7 +125,35 @@ describe('the host script inventory against a real registry', () => {
     ).toBe(revisionTime.toISOString());
   });
 
-  it('reads the storage with a single docker exec and prints compact lines before its summary', async () => {
+  it('reads the same listing and manifests when the script and every tool it runs are BusyBox', async () => {
+    const env = host.env({ PATH: await busyboxPath(host.dir, host.docker.env.PATH) });
+    const shell = spawnSync('sh', ['-c', 'tar --help; xargs --help; gzip --help; base64 --help'], {
+      env,
+      encoding: 'utf8',
+    });
+    const result = await runScript({ ...env, RJ_ACTION: 'inventory' });
+    const parsed = parseHostOutput(result.stdout);
+    const fromBusybox = new HostStorage({
+      run: async () => ({
+        state: 'finished',
+        exitCode: result.exitCode ?? 1,
+        output: parsed.output,
+        ...(parsed.summary ? { summary: parsed.summary } : {}),
+      }),
+    });
+    const filesystem = new FilesystemStorage(host.reg.root);
+
+    const listed = await fromBusybox.list();
+
+    expect(shell.stderr.match(/BusyBox/g)).toHaveLength(4);
+    expect(result.stderr).toBe('');
+    expect(comparable(listed)).toEqual(comparable(await filesystem.list()));
+    const manifests = await manifestsOf(fromBusybox, listed);
+    expect(manifests).toEqual(await manifestsOf(filesystem, listed));
+    expect(manifests.map(([, manifest]) => manifest?.digest)).toEqual(manifests.map(([digest]) => digest));
+  });
+
+  it('reads the storage with two docker execs and prints compact lines before its summary', async () => {
     const before = (await host.docker.calls()).length;
 
     const result = await host.run({ RJ_ACTION: 'inventory' });
@@ -112,17 +165,25 @@ describe('the host script inventory against a real registry', () => {
       repositories: 3,
       revisions: 4,
       tags: 4,
+      manifests: 4,
       ignored: 0,
     });
     const calls = (await host.docker.calls()).slice(before);
-    expect(calls).toHaveLength(1);
-    expect(calls[0]?.slice(0, 3)).toEqual(['exec', 'registry', 'sh']);
+    expect(calls.map((call) => call.slice(0, 4))).toEqual([
+      ['exec', 'registry', 'sh', '-c'],
+      ['exec', '-i', 'registry', 'sh'],
+    ]);
     const lines = result.stdout.trimEnd().split('\n');
     expect(
       lines
         .slice(0, -1)
-        .every((line) => /^(R \S+|V [0-9a-f]{64} \d+\.\d{9}|T \S+ [0-9a-f]{64} \d+\.\d{9})$/.test(line)),
+        .every((line) =>
+          /^(R \S+|V [0-9a-f]{64} \d+\.\d{9}|T \S+ [0-9a-f]{64} \d+\.\d{9}|M [A-Za-z0-9+/]+=*)$/.test(line),
+        ),
     ).toBe(true);
+    expect(lines.filter((line) => line.startsWith('M '))).toHaveLength(
+      result.summary?.archiveLines as number,
+    );
     expect(lines).toContain(`V ${untagged.digest.slice(7)} ${revisionTime.getTime() / 1000}000000`);
     expect(lines.indexOf('R web')).toBeLessThan(
       lines.indexOf(`T stable ${web.digest.slice(7)} ${tagTime.getTime() / 1000}.000000000`),
@@ -181,8 +242,98 @@ describe('the host script inventory of an empty registry', () => {
       state: 'finished',
       exitCode: 0,
       output: '',
-      summary: { action: 'inventory', status: 'done', repositories: 0, revisions: 0, tags: 0 },
+      summary: {
+        action: 'inventory',
+        status: 'done',
+        repositories: 0,
+        revisions: 0,
+        tags: 0,
+        manifests: 0,
+        archiveLines: 0,
+      },
     });
     expect((await new HostStorage({ run: async () => run }).list()).size).toBe(0);
+  });
+});
+
+describe('a scan through the host script', () => {
+  let host: HostFixture;
+  let content: MixedContent;
+  let throughHost: RecordedScan;
+  let fromRoot: RecordedScan;
+  const now = new Date();
+
+  beforeAll(async () => {
+    host = await startHostFixture();
+    content = await pushMixedContent(host.reg);
+    throughHost = await scanWith(
+      host.reg,
+      new HostStorage(new LocalRunner({ env: host.docker.env }), host.params),
+      now,
+    );
+    fromRoot = await scanWith(host.reg, new FilesystemStorage(host.reg.root), now);
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('finds the same inventory as a scan of the storage root, and plans the same', () => {
+    const policy = buildPolicy(undefined, { keepLast: 1, untaggedGrace: '1h' });
+
+    expect(throughHost.scanned.inventory).toEqual({
+      ...fromRoot.scanned.inventory,
+      storedBlobs: undefined,
+    });
+    expect(throughHost.scanned.inventory.repositories.every((r) => r.error === undefined)).toBe(true);
+    expect(plan(throughHost.scanned.inventory, policy, now).repositories).toEqual(
+      plan(fromRoot.scanned.inventory, policy, now).repositories,
+    );
+    const index = repositoryOf(throughHost.scanned.inventory, 'multi/base')?.manifests.find(
+      (m) => m.digest === content.skopeoIndex.digest,
+    );
+    expect(index?.children.map((child) => child.digest)).toEqual(content.skopeoIndex.children);
+  });
+
+  it('reads no manifest through the API, and only the configs of images tied on push time', () => {
+    expect(contentReads(throughHost.requests).sort()).toEqual(
+      content.tied.map((image) => `GET ci/job blobs ${image.config.digest}`).sort(),
+    );
+  });
+
+  it('fails the repository whose manifest blob is not what its digest names, and scans the others', async () => {
+    const damaged = await pushImage(host.reg, 'damaged/app', 'v1');
+    await writeFile(blobDataPath(host.reg, damaged.digest), '{"schemaVersion":2,"layers":[]}');
+
+    const { scanned } = await scanWith(
+      host.reg,
+      new HostStorage(new LocalRunner({ env: host.docker.env }), host.params),
+      new Date(),
+    );
+
+    expect(repositoryOf(scanned.inventory, 'damaged/app')?.error).toBe(
+      `manifest ${damaged.digest} in storage does not match its digest: the content hashes to sha256:${createHash('sha256').update('{"schemaVersion":2,"layers":[]}').digest('hex')}`,
+    );
+    expect(scanned.inventory.repositories.filter((r) => r.error !== undefined)).toHaveLength(1);
+  });
+
+  it('fails a repository whose revision names a blob too large for a manifest, as a scan of the root does', async () => {
+    const image = await pushImage(host.reg, 'huge/app', 'v1', { layerSizes: [5 * 1024 * 1024] });
+    const layer = image.layers[0]?.digest as string;
+    const link = revisionLinkPath(host.reg, 'huge/app', layer);
+    await mkdir(dirname(link), { recursive: true });
+    await writeFile(link, layer);
+    const storage = new HostStorage(new LocalRunner({ env: host.docker.env }), host.params);
+
+    const [viaHost, viaRoot] = await Promise.all([
+      scanWith(host.reg, storage, new Date()),
+      scanWith(host.reg, new FilesystemStorage(host.reg.root), new Date()),
+    ]);
+
+    for (const { scanned } of [viaHost, viaRoot]) {
+      expect(repositoryOf(scanned.inventory, 'huge/app')?.error).toBe(
+        `manifest ${layer} in storage is ${5 * 1024 * 1024} bytes, more than the ${4 * 1024 * 1024} it may have`,
+      );
+    }
   });
 });

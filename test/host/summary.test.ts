@@ -1,3 +1,8 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HostInventoryError, HostStorage, parseInventory } from '../../lambda/host/inventory.js';
 import { parseHostOutput } from '../../lambda/host/summary.js';
@@ -26,8 +31,39 @@ const collectLine = JSON.stringify({
   durationSeconds: 2,
 });
 
-const inventoryLine = (counts: { repositories: number; revisions: number; tags: number }) =>
+interface InventoryCounts {
+  repositories: number;
+  revisions: number;
+  tags: number;
+  manifests?: number;
+  archiveLines?: number;
+}
+
+const inventoryLine = (counts: InventoryCounts) =>
   JSON.stringify({ registryJanitor: 1, action: 'inventory', status: 'done', ...counts, durationSeconds: 0 });
+
+/** `M` lines of a gzip-compressed tar of these manifest bodies, as the host script prints them. */
+function archiveLines(bodies: readonly Uint8Array[]): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'registry-janitor-archive-'));
+  try {
+    const paths = bodies.map((body) => {
+      const hex = createHash('sha256').update(body).digest('hex');
+      mkdirSync(join(dir, hex.slice(0, 2), hex), { recursive: true });
+      writeFileSync(join(dir, hex.slice(0, 2), hex, 'data'), body);
+      return `${hex.slice(0, 2)}/${hex}/data`;
+    });
+    const archive = execFileSync('sh', ['-c', 'tar -cf - "$@" | gzip -c | base64', 'sh', ...paths], {
+      cwd: dir,
+    });
+    return archive
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => `M ${line}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 describe('parseHostOutput', () => {
   it('takes the last registryJanitor line as the summary and what precedes it as the output', () => {
@@ -89,7 +125,9 @@ describe('parseHostOutput', () => {
 
 describe('parseInventory', () => {
   it('builds repositories with ISO push times from epoch seconds', () => {
-    const listed = parseInventory(`R team/app\nV ${HEX_A} 1700000000\nT v1 ${HEX_B} 1700000001\nR web\n`);
+    const { repositories: listed } = parseInventory(
+      `R team/app\nV ${HEX_A} 1700000000\nT v1 ${HEX_B} 1700000001\nR web\n`,
+    );
 
     expect([...listed.entries()]).toEqual([
       [
@@ -104,7 +142,7 @@ describe('parseInventory', () => {
   });
 
   it('keeps the fraction of a second to the millisecond, truncated, as the storage root reads it', () => {
-    const listed = parseInventory(
+    const { repositories: listed } = parseInventory(
       [
         'R web',
         `V ${HEX_A} 1700000000.123999999`,
@@ -139,7 +177,7 @@ describe('parseInventory', () => {
       `V ${HEX_A} 1.1234567890`,
     ].join('\n');
 
-    const listed = parseInventory(text, (line, n) => invalid.push([line, n]));
+    const { repositories: listed } = parseInventory(text, (line, n) => invalid.push([line, n]));
 
     expect(listed.get('ok')?.revisions).toEqual([
       { digest: `sha256:${HEX_A}`, pushedAt: '1970-01-01T00:00:01.000Z' },
@@ -151,8 +189,27 @@ describe('parseInventory', () => {
 
 describe('HostStorage', () => {
   const runner = (run: HostRun) => ({ run: async () => run });
-  const done = (counts: { repositories: number; revisions: number; tags: number }) =>
-    parseHostOutput(inventoryLine(counts)).summary;
+  const done = (counts: InventoryCounts) =>
+    parseHostOutput(inventoryLine({ manifests: 0, archiveLines: 0, ...counts })).summary;
+  const finished = (output: string, counts: InventoryCounts): HostRun => {
+    const summary = done(counts);
+    return { state: 'finished', exitCode: 0, output, ...(summary ? { summary } : {}) };
+  };
+  const image = new TextEncoder().encode(
+    `${JSON.stringify(
+      {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${HEX_A}`, size: 2 },
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${HEX_B}`, size: 3 },
+        ],
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  const imageDigest = `sha256:${createHash('sha256').update(image).digest('hex')}` as const;
 
   it('lists what the inventory output holds', async () => {
     const summary = done({ repositories: 1, revisions: 1, tags: 0 });
@@ -166,6 +223,57 @@ describe('HostStorage', () => {
     );
 
     expect([...(await storage.list()).keys()]).toEqual(['web']);
+  });
+
+  it('reads the manifests the archive holds, to the byte, and none it does not', async () => {
+    const lines = archiveLines([image]);
+    const storage = new HostStorage(
+      runner(
+        finished([`R web`, `V ${imageDigest.slice(7)} 1`, ...lines, ''].join('\n'), {
+          repositories: 1,
+          revisions: 1,
+          tags: 0,
+          manifests: 1,
+          archiveLines: lines.length,
+        }),
+      ),
+    );
+
+    await storage.list();
+
+    expect(await storage.readManifest(imageDigest)).toMatchObject({
+      digest: imageDigest,
+      size: image.byteLength,
+      layers: [{ digest: `sha256:${HEX_B}`, size: 3 }],
+    });
+    expect(await storage.readManifest(`sha256:${HEX_A}`)).toBeUndefined();
+  });
+
+  it('refuses an archive cut short, and an inventory from a script that sends no manifests', async () => {
+    const lines = archiveLines([image]);
+    const cut = lines.slice(0, -1);
+
+    await expect(
+      new HostStorage(
+        runner(
+          finished(['R web', ...cut, ''].join('\n'), {
+            repositories: 1,
+            revisions: 0,
+            tags: 0,
+            manifests: 1,
+            archiveLines: cut.length,
+          }),
+        ),
+      ).list(),
+    ).rejects.toThrow(/^the manifests in the inventory output cannot be read: /);
+    const older = parseHostOutput(inventoryLine({ repositories: 1, revisions: 0, tags: 0 })).summary;
+    await expect(
+      new HostStorage(
+        runner({ state: 'finished', exitCode: 0, output: 'R web\n', ...(older ? { summary: older } : {}) }),
+      ).list(),
+    ).rejects.toThrow(
+      'the inventory carried no manifests: the host script is from another version of registry-janitor',
+    );
   });
 
   it('says what to fix when the output is missing, incomplete, failed or still running', async () => {
