@@ -1,7 +1,8 @@
+import { parseArgs } from 'node:util';
 // The command line's one table: the commands, every option with the commands it belongs to, and the help
 // texts. `--help`, `help <command>`, the parser and the README's reference are all made from it.
 import { distance } from './domain/edit-distance.js';
-import { DEFAULT_WIDTH, table, wrapText } from './report/format.js';
+import { DEFAULT_WIDTH, table, wrapText } from './report/text.js';
 
 export const COMMANDS = ['plan', 'clean', 'gc', 'verify', 'du'] as const;
 export type Command = (typeof COMMANDS)[number];
@@ -525,4 +526,63 @@ export function closest(word: string, candidates: readonly string[]): string | u
   if (best === undefined) return undefined;
   const prefix = best.startsWith(word) && word.length >= 3;
   return prefix || bestDistance <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+export interface ParsedArgs {
+  /** The first word: a command, `help`, or a mistake for loadCliConfig to report. */
+  readonly command: string | undefined;
+  /** Words after the command: only `help <command>` takes one. */
+  readonly rest: readonly string[];
+  readonly values: OptionValues;
+}
+
+const PARSER_OPTIONS = Object.fromEntries(
+  (Object.entries(OPTIONS) as [OptionName, OptionSpec][]).map(([name, spec]) => [
+    name,
+    {
+      type: spec.type,
+      ...(spec.multiple ? { multiple: true } : {}),
+      ...(spec.short ? { short: spec.short } : {}),
+    },
+  ]),
+);
+const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
+
+/**
+ * Splits argv into the command and its options. Every unknown option (with the closest known one), missing
+ * value and value given to a switch is reported at once.
+ */
+export function parseArgv(argv: readonly string[]): ParsedArgs {
+  const { values, positionals, tokens } = parseArgs({
+    args: [...argv],
+    options: PARSER_OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const problems: string[] = [];
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const spec = (OPTIONS as Record<string, OptionSpec>)[token.name];
+    if (!spec) {
+      const guess = closest(token.name, OPTION_NAMES);
+      problems.push(`unknown option ${token.rawName}${guess ? `: did you mean --${guess}?` : ''}`);
+    } else if (spec.type === 'string' && token.value === undefined) {
+      problems.push(
+        `${token.rawName}: needs a value (${spec.value ?? 'a value'}); one that starts with "-" goes after "=", as in --${token.name}=-1`,
+      );
+    } else if (spec.type === 'boolean' && token.inlineValue) {
+      problems.push(`${token.rawName}: takes no value, got ${JSON.stringify(token.value)}`);
+    }
+  }
+  if (problems.length > 0) throw new UsageError(problems);
+  const [command, ...rest] = positionals;
+  return { command, rest, values: values as OptionValues };
 }

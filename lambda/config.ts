@@ -1,13 +1,11 @@
-import { parseArgs } from 'node:util';
 import { INSTANCE_ID, REGION, S3_BUCKET, SSM_DOCUMENT } from './aws/identifiers.js';
 import {
   COMMANDS,
   type Command,
-  closest,
   OPTIONS,
   type OptionName,
-  type OptionSpec,
-  type OptionValues,
+  type ParsedArgs,
+  UsageError,
   unknownWord,
 } from './command-line.js';
 import { compileTagPattern } from './domain/pattern.js';
@@ -93,13 +91,6 @@ export interface ConfigSources {
   cannotWrite(path: string): Promise<string | undefined>;
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-  }
-}
-
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_TIMEOUT = '1h';
 // Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay fires at once.
@@ -125,58 +116,6 @@ function readFlag(
   if (reading.ok) return reading.value;
   problems.push(`--${flag}: ${reading.problem}`);
   return undefined;
-}
-
-export interface ParsedArgs {
-  /** The first word: a command, `help`, or a mistake for loadCliConfig to report. */
-  readonly command: string | undefined;
-  /** Words after the command: only `help <command>` takes one. */
-  readonly rest: readonly string[];
-  readonly values: OptionValues;
-}
-
-const PARSER_OPTIONS = Object.fromEntries(
-  (Object.entries(OPTIONS) as [OptionName, OptionSpec][]).map(([name, spec]) => [
-    name,
-    {
-      type: spec.type,
-      ...(spec.multiple ? { multiple: true } : {}),
-      ...(spec.short ? { short: spec.short } : {}),
-    },
-  ]),
-);
-const OPTION_NAMES = Object.keys(OPTIONS) as OptionName[];
-
-/**
- * Splits argv into the command and its options. Every unknown option (with the closest known one), missing
- * value and value given to a switch is reported at once.
- */
-export function parseArgv(argv: readonly string[]): ParsedArgs {
-  const { values, positionals, tokens } = parseArgs({
-    args: [...argv],
-    options: PARSER_OPTIONS,
-    allowPositionals: true,
-    strict: false,
-    tokens: true,
-  });
-  const problems: string[] = [];
-  for (const token of tokens) {
-    if (token.kind !== 'option') continue;
-    const spec = (OPTIONS as Record<string, OptionSpec>)[token.name];
-    if (!spec) {
-      const guess = closest(token.name, OPTION_NAMES);
-      problems.push(`unknown option ${token.rawName}${guess ? `: did you mean --${guess}?` : ''}`);
-    } else if (spec.type === 'string' && token.value === undefined) {
-      problems.push(
-        `${token.rawName}: needs a value (${spec.value ?? 'a value'}); one that starts with "-" goes after "=", as in --${token.name}=-1`,
-      );
-    } else if (spec.type === 'boolean' && token.inlineValue) {
-      problems.push(`${token.rawName}: takes no value, got ${JSON.stringify(token.value)}`);
-    }
-  }
-  if (problems.length > 0) throw new UsageError(problems);
-  const [command, ...rest] = positionals;
-  return { command, rest, values: values as OptionValues };
 }
 
 /** Turns the command line and environment into a validated configuration, listing every problem at once. */
