@@ -33,7 +33,7 @@ export async function buildBinary(output = BINARY): Promise<void> {
     const script = join(work, 'registry-janitor.cjs');
     const blob = join(work, 'registry-janitor.blob');
     await bundleCli('cjs', script);
-    // The code cache spares the executable compiling its 2 MB script at every start (a third of it).
+    // The code cache spares the executable compiling its 2 MB script at every start.
     const seaConfig = { main: script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true };
     await writeFile(join(work, 'sea-config.json'), JSON.stringify(seaConfig));
     await run(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')]);
