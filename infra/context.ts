@@ -1,12 +1,12 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Construct } from 'constructs';
-import { INSTANCE_ID } from '../lambda/aws/identifiers.js';
 import { distance } from '../lambda/domain/edit-distance.js';
 import { buildPolicy, PolicyError } from '../lambda/domain/policy.js';
 import { decimalNumber } from '../lambda/domain/quantity.js';
 import { HOST_PARAMETERS } from '../lambda/host/script.js';
 import { EXECUTION_TIMEOUT_SECONDS } from '../lambda/host/ssm-runner.js';
+import { INSTANCE_ID } from '../lambda/identifiers.js';
 import type { HostParams } from '../lambda/ports.js';
 import { redactText } from '../lambda/redact.js';
 import { registryOrigin } from '../lambda/registry/address.js';

@@ -1,4 +1,3 @@
-import { INSTANCE_ID, REGION, S3_BUCKET, SSM_DOCUMENT } from './aws/identifiers.js';
 import {
   COMMANDS,
   type Command,
@@ -24,6 +23,7 @@ import { DAY_MS, duration, type Quantity, wholeNumber } from './domain/quantity.
 import { parseSavedPlan } from './domain/saved-plan.js';
 import { errorMessage } from './error-message.js';
 import { HostParameterError, hostEnvironment } from './host/script.js';
+import { INSTANCE_ID, REGION, S3_BUCKET, SSM_DOCUMENT } from './identifiers.js';
 import type { HostParams } from './ports.js';
 import { registryOrigin, withoutCredentials } from './registry/address.js';
 import { CONCURRENCY } from './registry/client.js';

@@ -7,7 +7,6 @@ import { ConfigurationError, ENV, type FunctionConfig, readFunctionConfig } from
 import { parseEvent } from './aws/events.js';
 import { S3History } from './aws/history.js';
 import { type RunnerTuning, SsmHostCommands } from './aws/host-commands.js';
-import { ARN } from './aws/identifiers.js';
 import { S3RunLease } from './aws/lease.js';
 import { EmfMetrics } from './aws/metrics.js';
 import { SnsNotifier } from './aws/notify.js';
@@ -15,18 +14,12 @@ import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
 import { printable } from './domain/names.js';
 import { usage } from './domain/usage.js';
 import { HostStorage } from './host/inventory.js';
-import type { HostAction, Registry } from './ports.js';
+import { ARN } from './identifiers.js';
+import type { HostAction, PendingCollections, Registry, RunDetails } from './ports.js';
 import { Redactor } from './redact.js';
 import { createRegistryClient, type RegistryClient } from './registry/client.js';
-import {
-  configurationFailure,
-  type FunctionOutputs,
-  type FunctionReport,
-  type PendingCollections,
-  publishReport,
-  type RunDetails,
-  runFunction,
-} from './run.js';
+import type { FunctionReport } from './report/function.js';
+import { configurationFailure, type FunctionOutputs, publishReport, runFunction } from './run.js';
 
 /** What the handler uses of the Lambda context. */
 export interface InvocationContext {

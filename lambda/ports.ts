@@ -1,6 +1,10 @@
+import { z } from 'zod';
 import type { Manifest } from './domain/inventory.js';
-import type { Digest } from './domain/names.js';
-import type { DeleteCheck } from './domain/plan.js';
+import { type Digest, isRepositoryName, isTagName } from './domain/names.js';
+import type { DeleteCheck, Plan } from './domain/plan.js';
+import type { Usage } from './domain/usage.js';
+import { SSM_COMMAND_ID } from './identifiers.js';
+import type { FunctionReport } from './report/function.js';
 
 /** A manifest as the registry served it; the digest is checked against the body's sha256. */
 export interface FetchedManifest {
@@ -124,4 +128,77 @@ export interface HostRun {
 /** Runs the host script: here with bash, or on an instance through SSM Run Command. */
 export interface HostRunner {
   run(action: HostAction, params: HostParams): Promise<HostRun>;
+}
+
+/** The host script on the registry host: run an action, or pick up a command an earlier invocation left running. */
+export interface HostCommands extends HostRunner {
+  /** The SSM document the commands run, as status-change events name it. */
+  readonly documentName: string;
+  /** Waits at most `waitMs` (default: as long as a collection may be waited for) for the command to end. */
+  resume(commandId: string, waitMs?: number): Promise<HostRun>;
+}
+
+export const pendingCollectionSchema = z.object({
+  commandId: z.string().regex(SSM_COMMAND_ID),
+  startedAt: z.iso.datetime(),
+  requestId: z.string().max(256),
+  registry: z.string().max(2048),
+  keptTags: z.array(
+    z.object({
+      repository: z.string().refine(isRepositoryName, 'not a repository name'),
+      tag: z.string().refine(isTagName, 'not a tag name'),
+    }),
+  ),
+});
+
+/** A collection an invocation left running, with the tags to verify once it ends. */
+export type PendingCollection = z.infer<typeof pendingCollectionSchema>;
+
+/** Where a collection left running is remembered; at most one at a time. */
+export interface PendingCollections {
+  read(): Promise<PendingCollection | undefined>;
+  write(record: PendingCollection | undefined): Promise<void>;
+}
+
+/** Who holds the run lease, and until when at the latest. */
+export interface LeaseRecord {
+  readonly requestId: string;
+  readonly acquiredAt: string;
+  readonly expiresAt: string;
+}
+
+export type LeaseOutcome =
+  | {
+      readonly acquired: true;
+      /** An expired lease this one replaced: its invocation ended without giving it back. */
+      readonly replaced?: LeaseRecord;
+      release(): Promise<void>;
+    }
+  | { readonly acquired: false; readonly heldBy?: LeaseRecord };
+
+/** Keeps runs from overlapping when nothing else does (the function's concurrency is not reserved). */
+export interface RunLease {
+  acquire(record: LeaseRecord): Promise<LeaseOutcome>;
+}
+
+/** What the report's page shows beyond the report: every decision with its reason, the space per repository. */
+export interface RunDetails {
+  readonly plan: Plan;
+  readonly usage: Usage;
+}
+
+/** Saves the full report, and its page for a person. Answers where each went. */
+export interface RunArchive {
+  save(
+    report: FunctionReport,
+    details?: RunDetails,
+  ): Promise<{ readonly report: string; readonly page?: string }>;
+}
+
+export interface Notifier {
+  notify(report: FunctionReport): Promise<void>;
+}
+
+export interface Metrics {
+  publish(report: FunctionReport): void;
 }

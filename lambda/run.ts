@@ -1,7 +1,5 @@
-import { z } from 'zod';
 import { ENV, type FunctionConfig } from './aws/environment.js';
 import type { FunctionEvent } from './aws/events.js';
-import { SSM_COMMAND_ID } from './aws/identifiers.js';
 import {
   type CleanupPorts,
   type CollectionCheck,
@@ -12,69 +10,38 @@ import {
   type RunReport,
   runCleanup,
 } from './cleanup.js';
-import { isRepositoryName, isTagName } from './domain/names.js';
 import { cleanWouldStop, type Plan, type PlanTotals } from './domain/plan.js';
 import { buildPolicy, type Policy, type RuleInput } from './domain/policy.js';
 import type { Reclaim } from './domain/reclaim.js';
 import { repositoryFilter } from './domain/selection.js';
-import type { Usage } from './domain/usage.js';
 import { errorCode } from './error-message.js';
 import { createLimit } from './limit.js';
-import type { Clock, HostAction, HostParams, HostRun, HostRunner, Registry, StorageLister } from './ports.js';
+import type {
+  Clock,
+  HostCommands,
+  HostRun,
+  HostRunner,
+  LeaseOutcome,
+  LeaseRecord,
+  Metrics,
+  Notifier,
+  PendingCollection,
+  PendingCollections,
+  Registry,
+  RunArchive,
+  RunDetails,
+  RunLease,
+  StorageLister,
+} from './ports.js';
 import { formatBytes, plural } from './report/format.js';
+import type {
+  CollectionReport,
+  Figures,
+  FunctionOutcome,
+  FunctionReport,
+  PlanPreview,
+} from './report/function.js';
 import { currentTags, type TagToVerify, type Verification } from './verify.js';
-
-/** The host script on the registry host: run an action, or pick up a command an earlier invocation left running. */
-export interface HostCommands {
-  /** The SSM document the commands run, as status-change events name it. */
-  readonly documentName: string;
-  run(action: HostAction, params: HostParams): Promise<HostRun>;
-  /** Waits at most `waitMs` (default: as long as a collection may be waited for) for the command to end. */
-  resume(commandId: string, waitMs?: number): Promise<HostRun>;
-}
-
-export const pendingCollectionSchema = z.object({
-  commandId: z.string().regex(SSM_COMMAND_ID),
-  startedAt: z.iso.datetime(),
-  requestId: z.string().max(256),
-  registry: z.string().max(2048),
-  keptTags: z.array(
-    z.object({
-      repository: z.string().refine(isRepositoryName, 'not a repository name'),
-      tag: z.string().refine(isTagName, 'not a tag name'),
-    }),
-  ),
-});
-
-/** A collection an invocation left running, with the tags to verify once it ends. */
-export type PendingCollection = z.infer<typeof pendingCollectionSchema>;
-
-/** Where the function remembers the collection it left running; at most one at a time. */
-export interface PendingCollections {
-  read(): Promise<PendingCollection | undefined>;
-  write(record: PendingCollection | undefined): Promise<void>;
-}
-
-/** Who holds the run lease, and until when at the latest. */
-export interface LeaseRecord {
-  readonly requestId: string;
-  readonly acquiredAt: string;
-  readonly expiresAt: string;
-}
-
-export type LeaseOutcome =
-  | {
-      readonly acquired: true;
-      /** An expired lease this one replaced: its invocation ended without giving it back. */
-      readonly replaced?: LeaseRecord;
-      release(): Promise<void>;
-    }
-  | { readonly acquired: false; readonly heldBy?: LeaseRecord };
-
-/** Keeps runs from overlapping when nothing else does (the function's concurrency is not reserved). */
-export interface RunLease {
-  acquire(record: LeaseRecord): Promise<LeaseOutcome>;
-}
 
 export interface FunctionPorts {
   /** The registry's API, with credentials fetched on first use. */
@@ -96,77 +63,6 @@ export interface FunctionRequest {
   readonly requestId: string;
   /** When the invocation ends at the latest; a run lease it takes expires then. */
   readonly deadline?: Date;
-}
-
-export type FunctionOutcome = 'succeeded' | 'failed' | 'pending' | 'nothing to do';
-
-/** What a dry run would do. */
-export interface PlanPreview {
-  readonly totals: PlanTotals;
-  readonly maxDelete?: number;
-  readonly reclaim: Reclaim;
-  readonly failedRepositories: readonly string[];
-  readonly deletions: readonly {
-    readonly repository: string;
-    readonly tags: readonly string[];
-    readonly manifests: number;
-  }[];
-}
-
-/** A collection an earlier invocation left running, as this one found it. */
-export interface CollectionReport {
-  readonly commandId: string;
-  readonly startedAt?: string;
-  readonly state: 'finished' | 'running' | 'unknown';
-  readonly run?: Omit<HostRun, 'output'>;
-  readonly verification?: Verification;
-  readonly measuredBytes?: number;
-  /** Kept tags the registry no longer lists (removed since): not verified. */
-  readonly tagsRemovedSince?: number;
-  /** The host script's `recover`, run before verifying a collection that SSM stopped. */
-  readonly recovery?: Omit<HostRun, 'output'>;
-}
-
-/** The numbers of a run, as the metrics and the notification give them. */
-export interface Figures {
-  readonly manifestsDeleted: number;
-  /** Bytes the garbage collector freed, measured on the host, by every collection that ended in this invocation. */
-  readonly bytesReclaimed?: number;
-  readonly bytesEstimated?: number;
-  readonly diskUsedPercentBefore?: number;
-  readonly diskUsedPercentAfter?: number;
-  /** Kept tags whose check ran to the end, broken ones included. */
-  readonly tagsVerified: number;
-  /** Kept tags the deadline left unchecked; present when there are any. They are not integrity failures. */
-  readonly tagsUnverified?: number;
-  readonly integrityFailures: number;
-}
-
-export interface FunctionReport {
-  readonly requestId: string;
-  readonly trigger: FunctionEvent;
-  readonly registry?: string;
-  readonly startedAt: string;
-  readonly durationSeconds: number;
-  readonly outcome: FunctionOutcome;
-  /** One line: what happened, the most serious first. */
-  readonly headline: string;
-  readonly problems: readonly string[];
-  readonly notes: readonly string[];
-  readonly figures: Figures;
-  readonly policy?: 'configured' | 'configured with overrides' | 'emergency';
-  readonly dryRun?: boolean;
-  readonly plan?: PlanPreview;
-  readonly cleanup?: RunReport;
-  /** The collection this invocation left running on the host. */
-  readonly pendingCommandId?: string;
-  readonly collection?: CollectionReport;
-  /** The host script's `recover`, run after this invocation's own collection was stopped by SSM. */
-  readonly recovery?: Omit<HostRun, 'output'>;
-  /** Where the full report was saved. */
-  readonly historyLocation?: string;
-  /** Where the report was saved as a page for a person to read (HTML). */
-  readonly reportPage?: string;
 }
 
 /** The longest a Lambda invocation runs: a lease taken without a deadline expires after it. */
@@ -879,28 +775,6 @@ export function configurationFailure(input: {
     input.finishedAt,
   );
   return { ...report, headline: `FAILED - misconfigured: ${input.problems[0] ?? 'see the report'}` };
-}
-
-/** What the report's page shows beyond the report: every decision with its reason, the space per repository. */
-export interface RunDetails {
-  readonly plan: Plan;
-  readonly usage: Usage;
-}
-
-/** Saves the full report, and its page for a person. Answers where each went. */
-export interface RunArchive {
-  save(
-    report: FunctionReport,
-    details?: RunDetails,
-  ): Promise<{ readonly report: string; readonly page?: string }>;
-}
-
-export interface Notifier {
-  notify(report: FunctionReport): Promise<void>;
-}
-
-export interface Metrics {
-  publish(report: FunctionReport): void;
 }
 
 export interface FunctionOutputs {

@@ -3,10 +3,10 @@ import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
 import { duration, type Quantity, wholeNumber } from '../domain/quantity.js';
 import { HostParameterError, hostEnvironment } from '../host/script.js';
 import { EXECUTION_TIMEOUT_SECONDS } from '../host/ssm-runner.js';
+import { ARN, INSTANCE_ID, S3_BUCKET, SSM_DOCUMENT } from '../identifiers.js';
 import type { HostParams } from '../ports.js';
 import { registryOrigin, withoutCredentials } from '../registry/address.js';
 import { CONCURRENCY } from '../registry/client.js';
-import { ARN, INSTANCE_ID, S3_BUCKET, SSM_DOCUMENT } from './identifiers.js';
 
 /**
  * The function's environment variables: the contract between the CDK construct (which sets them) and the

@@ -12,7 +12,7 @@ import {
   UNTAGGED_GRACE,
   untaggedGraceField,
 } from '../domain/policy.js';
-import { SSM_COMMAND_ID } from './identifiers.js';
+import { SSM_COMMAND_ID } from '../identifiers.js';
 
 /** The input the stack's EventBridge Scheduler schedule delivers. */
 export const SCHEDULE_INPUT = { trigger: 'schedule' } as const;

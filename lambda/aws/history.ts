@@ -1,13 +1,13 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { renderReportPage } from '../report/html.js';
 import {
-  type FunctionReport,
   type PendingCollection,
   type PendingCollections,
   pendingCollectionSchema,
   type RunArchive,
   type RunDetails,
-} from '../run.js';
+} from '../ports.js';
+import type { FunctionReport } from '../report/function.js';
+import { renderReportPage } from '../report/html.js';
 
 /** Run reports go under this prefix of the output bucket; the stack's lifecycle rules may expire them. */
 export const RUNS_PREFIX = 'runs/';

@@ -1,8 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { RUN_SHELL_SCRIPT, SsmRunner, type SsmRunnerOptions } from '../host/ssm-runner.js';
-import type { HostAction, HostParams, HostRun } from '../ports.js';
-import type { HostCommands } from '../run.js';
+import type { HostAction, HostCommands, HostParams, HostRun } from '../ports.js';
 
 /** SSM writes each command's full output under this prefix of the output bucket. */
 export const SSM_OUTPUT_PREFIX = 'ssm';

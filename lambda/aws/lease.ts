@@ -1,6 +1,6 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import type { LeaseOutcome, LeaseRecord, RunLease } from '../run.js';
+import type { LeaseOutcome, LeaseRecord, RunLease } from '../ports.js';
 import { bodyText, RUNS_PREFIX } from './history.js';
 
 /** The object that says a run is in progress, until it ends or its invocation's time is up. */

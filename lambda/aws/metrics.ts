@@ -1,4 +1,5 @@
-import type { FunctionReport, Metrics } from '../run.js';
+import type { Metrics } from '../ports.js';
+import type { FunctionReport } from '../report/function.js';
 
 /** Metric names, shared with the stack's alarms and dashboard. */
 export const METRICS = {

@@ -1,6 +1,7 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { Notifier } from '../ports.js';
 import { formatBytes } from '../report/format.js';
-import type { FunctionReport, Notifier } from '../run.js';
+import type { FunctionReport } from '../report/function.js';
 
 export const SUBJECT_PREFIX = 'registry-janitor: ';
 /** SNS takes subjects of ASCII text shorter than 100 characters, without line breaks. */

@@ -7,7 +7,7 @@ import {
   type SendCommandCommandInput,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { INSTANCE_ID, S3_BUCKET, SSM_COMMAND_ID, SSM_DOCUMENT } from '../aws/identifiers.js';
+import { INSTANCE_ID, S3_BUCKET, SSM_COMMAND_ID, SSM_DOCUMENT } from '../identifiers.js';
 import type { HostAction, HostParams, HostRun, HostRunner } from '../ports.js';
 import { HOST_PARAMETERS, hostEnvironment, maintenanceScript } from './script.js';
 import { parseHostOutput } from './summary.js';

@@ -11,7 +11,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PENDING_KEY, S3History } from '../../lambda/aws/history.js';
-import type { PendingCollection } from '../../lambda/run.js';
+import type { PendingCollection } from '../../lambda/ports.js';
 import { succeededReport } from './report-fixtures.js';
 
 const BUCKET = 'janitor-output';

@@ -12,7 +12,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LEASE_KEY, S3RunLease } from '../../lambda/aws/lease.js';
-import type { LeaseRecord } from '../../lambda/run.js';
+import type { LeaseRecord } from '../../lambda/ports.js';
 
 const BUCKET = 'janitor-output';
 const NOW = Date.parse('2026-01-01T03:00:00.000Z');

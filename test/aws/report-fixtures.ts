@@ -1,4 +1,4 @@
-import type { FunctionReport } from '../../lambda/run.js';
+import type { FunctionReport } from '../../lambda/report/function.js';
 
 /** A finished scheduled run: 3 manifests deleted, 1.5 MiB measured, disk 91 % → 64 %. */
 export function succeededReport(overrides: Partial<FunctionReport> = {}): FunctionReport {

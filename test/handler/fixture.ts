@@ -23,7 +23,7 @@ import { ENV } from '../../lambda/aws/environment.js';
 import { PENDING_KEY } from '../../lambda/aws/history.js';
 import { createHandler, type Handler, type HandlerDeps } from '../../lambda/handler.js';
 import { documentContent } from '../../lambda/host/ssm-runner.js';
-import type { FunctionReport } from '../../lambda/run.js';
+import type { FunctionReport } from '../../lambda/report/function.js';
 import {
   type DockerStandIn,
   type DockerStandInOptions,

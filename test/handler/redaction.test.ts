@@ -6,7 +6,7 @@ import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ENV } from '../../lambda/aws/environment.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
-import type { FunctionReport } from '../../lambda/run.js';
+import type { FunctionReport } from '../../lambda/report/function.js';
 import { headManifest } from '../support/images.js';
 import { type RunSecrets, secretLeaks } from '../support/leaks.js';
 import { tagLinkPath } from '../support/storage.js';
