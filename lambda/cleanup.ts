@@ -37,10 +37,8 @@ export interface CleanupPorts {
 }
 
 export interface ScanRequest {
-  readonly registryUrl: string;
   readonly include: readonly string[];
   readonly exclude: readonly string[];
-  readonly concurrency: number;
 }
 
 export interface PlanRequest extends ScanRequest {
@@ -60,10 +58,8 @@ export interface PlannedRun {
 export function scanSelection(ports: CleanupPorts, request: ScanRequest): Promise<Scanned> {
   return scan({
     registry: ports.registry,
-    registryUrl: request.registryUrl,
     include: request.include,
     exclude: request.exclude,
-    concurrency: request.concurrency,
     clock: ports.clock,
     ...(ports.storage ? { storage: ports.storage } : {}),
     ...(ports.progress ? { progress: ports.progress } : {}),
@@ -161,11 +157,7 @@ export const STILL_SERVED = 'the registry acknowledged the delete but still serv
  * that serves a deleted manifest a while longer makes the deletion count as failed, and the next run finds it
  * gone.
  */
-export async function applyPlan(
-  ports: CleanupPorts,
-  planned: Plan,
-  concurrency: number,
-): Promise<DeletionReport> {
+export async function applyPlan(ports: CleanupPorts, planned: Plan): Promise<DeletionReport> {
   const tooMany = overMaxDelete(planned);
   if (tooMany) {
     return { deleted: [], skipped: [], failed: [], stoppedBy: { code: MAX_DELETE_CODE, message: tooMany } };
@@ -175,7 +167,7 @@ export async function applyPlan(
   if (refused && refusal) {
     return { deleted: [], skipped: [], failed: [], stoppedBy: { code: refusal, message: refused } };
   }
-  const limit = createLimit(concurrency);
+  const limit = createLimit(ports.registry.concurrency);
   const deleted: DeletedManifest[] = [];
   const skipped: SkippedUnit[] = [];
   const failed: FailedDeletion[] = [];
@@ -313,7 +305,6 @@ export interface RunReport {
 }
 
 export interface CleanupRequest {
-  readonly concurrency: number;
   /** Host script parameters; undefined skips garbage collection. */
   readonly garbageCollection?: HostParams;
   /**
@@ -345,7 +336,7 @@ export async function runCleanup(
   request: CleanupRequest,
 ): Promise<RunReport> {
   const started = ports.clock.now();
-  const deletions = await applyPlan(ports, planned, request.concurrency);
+  const deletions = await applyPlan(ports, planned);
   const removed = deletions.deleted.filter((d) => d.outcome === 'deleted').length;
 
   let garbageCollection: GarbageCollection;
@@ -388,11 +379,7 @@ export async function runCleanup(
   let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [], unverified: [] };
   if (!deferred) {
     ports.progress?.update('verifying kept images');
-    verification = await verifyTags(
-      ports.registry,
-      await tagsAfterRun(ports.registry, planned, request.concurrency),
-      request.concurrency,
-    );
+    verification = await verifyTags(ports.registry, await tagsAfterRun(ports.registry, planned));
   }
 
   const problems = verificationProblems(verification);
@@ -441,10 +428,10 @@ export async function runCleanup(
  * any image pushed while the run deleted and collected, which an online collection can break; a kept tag
  * someone else deleted meanwhile is not. When the tags cannot be listed, the kept tags of the plan.
  */
-async function tagsAfterRun(registry: Registry, planned: Plan, concurrency: number): Promise<TagToVerify[]> {
+async function tagsAfterRun(registry: Registry, planned: Plan): Promise<TagToVerify[]> {
   const repositories = planned.repositories.filter((r) => r.error === undefined).map((r) => r.name);
   try {
-    return await currentTags(registry, repositories, createLimit(concurrency));
+    return await currentTags(registry, repositories, createLimit(registry.concurrency));
   } catch {
     return keptTags(planned);
   }
@@ -476,9 +463,8 @@ export async function checkCollection(
   registry: Registry,
   run: HostRun,
   tags: readonly TagToVerify[],
-  concurrency: number,
 ): Promise<CollectionCheck> {
-  const verification = await verifyTags(registry, tags, concurrency);
+  const verification = await verifyTags(registry, tags);
   const problems = [...verificationProblems(verification), ...collectionProblems(run)];
   const measuredBytes = numberField(run, 'bytesFreed');
   return { verification, problems, ...(measuredBytes !== undefined ? { measuredBytes } : {}) };

@@ -151,11 +151,9 @@ async function loadPlan(
     return { plan: await withDeleteCheck(ports.registry, saved), warnings: [] };
   }
   const { plan, catalog, inventory } = await makePlan(ports, {
-    registryUrl: config.registryUrl,
     include: config.include,
     exclude: config.exclude,
     policy: config.policy,
-    concurrency: config.concurrency,
     ...(maxDelete ? { maxDelete } : {}),
   });
   return {
@@ -289,7 +287,6 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
     }
   }
   const report = await runCleanup(ports, plan, {
-    concurrency: config.concurrency,
     ...(config.collectGarbage && config.host ? { garbageCollection: config.host.params } : {}),
     ...(config.command === 'gc' ? { collectAlways: true } : {}),
   });
@@ -332,13 +329,13 @@ async function du(config: CliConfig, io: GuardedIo, ports: CleanupPorts, width: 
 }
 
 async function verify(config: CliConfig, io: GuardedIo, ports: CleanupPorts, width: number): Promise<number> {
-  const limit = createLimit(config.concurrency);
+  const limit = createLimit(ports.registry.concurrency);
   const catalog = await ports.registry.listRepositories();
   const repositories = catalog.filter(repositoryFilter(config.include, config.exclude));
   for (const warning of selectionWarnings(config.include, config.exclude, catalog))
     io.stderr.write(fitText(`warning: ${warning}; nothing to verify\n`, width));
   const tags = await currentTags(ports.registry, repositories, limit);
-  const verification = await verifyTags(ports.registry, tags, config.concurrency);
+  const verification = await verifyTags(ports.registry, tags);
   io.stdout.write(
     config.json ? `${JSON.stringify(verification, null, 2)}\n` : renderVerification(verification, width),
   );

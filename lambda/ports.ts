@@ -17,6 +17,10 @@ export type DeleteOutcome = 'deleted' | 'already-gone';
 
 /** The registry's HTTP API, sized to what the scan, the cleanup and the verification call. */
 export interface Registry {
+  /** The registry's origin, `https://registry.internal:5000`: how plans and reports name it. */
+  readonly origin: string;
+  /** Requests the client lets run at once; callers queue theirs behind the same number. */
+  readonly concurrency: number;
   /** Every repository in the catalog, following pagination. Invalid names are reported through onInvalid. */
   listRepositories(): Promise<string[]>;
   /** Every tag of a repository (empty when the registry says `null`), following pagination. */

@@ -270,11 +270,9 @@ async function cycle(
     ...(ports.storage ? { storage: ports.storage } : {}),
   };
   const planned = await makePlan(cleanupPorts, {
-    registryUrl: config.registryUrl,
     include: options.include,
     exclude: options.exclude,
     policy: options.policy,
-    concurrency: config.concurrency,
     ...(options.maxDelete !== undefined
       ? { maxDelete: { limit: options.maxDelete, setting: 'maxDelete' } }
       : {}),
@@ -295,7 +293,6 @@ async function cycle(
   // What a stopped collection did not sweep is garbage only the host sees: this run collects even without deletes.
   const unswept = collection?.run?.interrupted === true;
   const cleanup = await runCleanup(cleanupPorts, plan, {
-    concurrency: config.concurrency,
     deferVerificationWhileCollecting: true,
     ...(collect ? { garbageCollection: config.host } : {}),
     ...(unswept ? { collectAlways: true } : {}),
@@ -452,8 +449,8 @@ async function settle(
     };
   }
   const recovery = run.interrupted ? await recoverAfter(ports, config, which) : undefined;
-  const { present, removed } = await stillListed(registry, record.keptTags, config.concurrency);
-  const check = await checkCollection(registry, run, present, config.concurrency);
+  const { present, removed } = await stillListed(registry, record.keptTags);
+  const check = await checkCollection(registry, run, present);
   return {
     report: {
       ...collectionReport(known, shown, check, removed),
@@ -531,9 +528,8 @@ function collectionReport(
 async function stillListed(
   registry: Registry,
   tags: readonly TagToVerify[],
-  concurrency: number,
 ): Promise<{ present: TagToVerify[]; removed: number }> {
-  const limit = createLimit(concurrency);
+  const limit = createLimit(registry.concurrency);
   const repositories = [...new Set(tags.map((t) => t.repository))];
   const listed = new Map<string, Set<string> | undefined>();
   await Promise.all(
@@ -612,8 +608,8 @@ async function settleFromEvent(
   const repositories = (await registry.listRepositories()).filter(
     repositoryFilter(config.repositories, config.excludeRepositories),
   );
-  const tags = await currentTags(registry, repositories, createLimit(config.concurrency));
-  const check = await checkCollection(registry, run, tags, config.concurrency);
+  const tags = await currentTags(registry, repositories, createLimit(registry.concurrency));
+  const check = await checkCollection(registry, run, tags);
   return {
     ...base,
     collection: {

@@ -21,12 +21,10 @@ import { StorageRootError } from './storage/errors.js';
 
 export interface ScanOptions {
   readonly registry: Registry;
-  readonly registryUrl: string;
   /** Where tags, untagged revisions, push times and manifests come from; without it only tagged content is seen. */
   readonly storage?: StorageLister;
   readonly include?: readonly string[];
   readonly exclude?: readonly string[];
-  readonly concurrency: number;
   readonly progress?: Progress;
   readonly clock: { now(): Date };
 }
@@ -48,7 +46,7 @@ export interface Scanned {
  */
 export async function scan(options: ScanOptions): Promise<Scanned> {
   const { registry } = options;
-  const limit = createLimit(options.concurrency);
+  const limit = createLimit(registry.concurrency);
   const scannedAt = options.clock.now().toISOString();
   // Storage first: a wrong storage root is bad input, reported before any request goes out.
   const listed = options.storage ? await options.storage.list() : undefined;
@@ -77,7 +75,7 @@ export async function scan(options: ScanOptions): Promise<Scanned> {
   );
   const storedBlobs = options.storage?.listBlobs ? await options.storage.listBlobs() : undefined;
   const inventory: Inventory = {
-    registry: options.registryUrl,
+    registry: registry.origin,
     scannedAt,
     catalogComplete: selected.length === all.length,
     repositories,
@@ -113,7 +111,7 @@ async function agreedStorage(
   throw new StorageRootError(
     mismatchMessage({
       storage: storage.label ?? 'the storage',
-      registryUrl: options.registryUrl,
+      registryUrl: options.registry.origin,
       disagreements: confirmed,
       fix: storage.mismatchFix ?? 'Give the storage of this registry.',
     }),

@@ -44,12 +44,8 @@ const firstFinding = (findings: readonly Finding[]): Finding =>
  * before that, its blob cache may still answer for blobs the garbage collector removed. A request the deadline
  * cancelled proves nothing either way: its tag is unverified, not broken.
  */
-export async function verifyTags(
-  registry: Registry,
-  tags: readonly TagToVerify[],
-  concurrency: number,
-): Promise<Verification> {
-  const limit = createLimit(concurrency);
+export async function verifyTags(registry: Registry, tags: readonly TagToVerify[]): Promise<Verification> {
+  const limit = createLimit(registry.concurrency);
   const manifests = new Map<string, Promise<Finding>>();
   const blobs = new Map<string, Promise<Finding>>();
   const checkBlob = (repository: string, digest: Digest, size: number) => {

@@ -411,13 +411,11 @@ describe('a request that stalls past the request timeout', () => {
 
     // Act
     const { plan } = await makePlan(ports, {
-      registryUrl: proxy.url,
       include: [],
       exclude: [],
       policy: buildPolicy(undefined, { keepLast: 1, untaggedGrace: '1h' }, 'policy'),
-      concurrency: 4,
     });
-    const report = await runCleanup(ports, plan, { concurrency: 4 });
+    const report = await runCleanup(ports, plan, {});
     await registry.close();
 
     // Assess

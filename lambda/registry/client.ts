@@ -144,6 +144,7 @@ export const CONCURRENCY = wholeNumber({ min: 1, max: 64 });
 /** The registry's HTTP API v2 over undici, implementing the Registry port. */
 export class RegistryClient implements Registry {
   readonly origin: string;
+  readonly concurrency: number;
   readonly #protocol: string;
   readonly #dispatcher: Dispatcher;
   readonly #owned: Dispatcher | undefined = undefined;
@@ -167,6 +168,7 @@ export class RegistryClient implements Registry {
     this.origin = url.origin;
     this.#protocol = url.protocol;
     const concurrency = positiveInteger(options.concurrency, 'concurrency');
+    this.concurrency = concurrency;
     this.#timeoutMs = positiveInteger(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs');
     this.#retry = {
       retries: nonNegativeInteger(options.retries ?? 4, 'retries'),

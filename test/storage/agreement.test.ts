@@ -160,9 +160,7 @@ describe('pushes between the storage read and the API read', () => {
     // Act
     const { inventory } = await scan({
       registry,
-      registryUrl: reg.url,
       storage,
-      concurrency: 4,
       clock: { now: () => new Date() },
     }).finally(() => registry.close());
 

@@ -21,9 +21,7 @@ export async function scanWith(reg: TestRegistry, storage: StorageLister, now: D
   try {
     const scanned = await scan({
       registry,
-      registryUrl: reg.url,
       storage,
-      concurrency: 4,
       clock: { now: () => now },
     });
     return { scanned, requests };
