@@ -1,50 +1,73 @@
+import {
+  collectionProblems,
+  RUNNING_STATUSES,
+  recordPending,
+  recoverAfter,
+  type Settled,
+  settle,
+  settlePending,
+  settleUnrecorded,
+  summaryNumber,
+} from './collection.js';
 import type { Inventory } from './domain/inventory.js';
 import type { Digest } from './domain/names.js';
 import {
+  cleanWouldStop,
   type DeleteCheck,
   type DeletionUnit,
   deletesRefused,
-  type MaxDelete,
   overMaxDelete,
   type Plan,
   plan,
   revisionsPushedSince,
 } from './domain/plan.js';
-import type { Policy } from './domain/policy.js';
-import { errorCode, errorMessage } from './error-message.js';
+import { describeError, errorCode, errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type {
   Clock,
   DeleteOutcome,
   HostParams,
+  HostResume,
   HostRun,
   HostRunner,
+  LeaseOutcome,
+  LeaseRecord,
+  PendingCollections,
   Progress,
   Registry,
+  RunLease,
   StorageLister,
 } from './ports.js';
 import { formatBytes, plural } from './report/format.js';
+import type { CollectionReport } from './report/function.js';
+import type {
+  CleanupRequest,
+  CommandStatusRequest,
+  CycleRequest,
+  PlanRequest,
+  Selection,
+} from './request.js';
 import { type Scanned, scan } from './scan.js';
-import { currentTags, type TagToVerify, type Verification, verifyTags } from './verify.js';
+import {
+  currentTags,
+  type TagToVerify,
+  type Verification,
+  verificationProblems,
+  verifyTags,
+} from './verify.js';
 
 export interface CleanupPorts {
   readonly registry: Registry;
   readonly storage?: StorageLister;
   /** Runs the host script; needed only to collect garbage. */
   readonly host?: HostRunner;
+  /**
+   * Picks up a command a run left running. With it, a collection still running when the runner must stop is
+   * verified once it ends (by its status-change event or the next run), not right away.
+   */
+  readonly resume?: HostResume;
   readonly clock: Clock;
   readonly progress?: Progress;
-}
-
-export interface ScanRequest {
-  readonly include: readonly string[];
-  readonly exclude: readonly string[];
-}
-
-export interface PlanRequest extends ScanRequest {
-  readonly policy: Policy;
-  /** The most manifests the run may delete; the plan records it. */
-  readonly maxDelete?: MaxDelete;
 }
 
 export interface PlannedRun {
@@ -55,7 +78,7 @@ export interface PlannedRun {
 }
 
 /** Scans the selected repositories, with the storage when the ports can read it. */
-export function scanSelection(ports: CleanupPorts, request: ScanRequest): Promise<Scanned> {
+export function scanSelection(ports: CleanupPorts, request: Selection): Promise<Scanned> {
   return scan({
     registry: ports.registry,
     include: request.include,
@@ -304,40 +327,63 @@ export interface RunReport {
   readonly verificationDeferred?: true;
 }
 
-export interface CleanupRequest {
-  /** Host script parameters; undefined skips garbage collection. */
-  readonly garbageCollection?: HostParams;
-  /**
-   * Collect even when nothing was deleted and the storage showed no unreferenced blob (or was not read):
-   * a collection that failed earlier left garbage that only the host can see.
-   */
-  readonly collectAlways?: boolean;
-  /**
-   * When collection is still running at the runner's deadline, skip verification and do not count the running
-   * collection as a problem: the caller verifies once the command ends (before the registry restarts, its
-   * answers prove nothing, and a stopped registry answers nothing at all).
-   */
-  readonly deferVerificationWhileCollecting?: boolean;
-}
+/** How a run ended: the one rule for the CLI's report and the function's. */
+export type Outcome = 'succeeded' | 'failed' | 'pending' | 'nothing to do';
 
-const numberField = (run: HostRun, field: string): number | undefined => {
-  const value = run.summary?.[field];
-  return typeof value === 'number' ? value : undefined;
-};
+const judged = (problems: readonly string[]): 'succeeded' | 'failed' =>
+  problems.length > 0 ? 'failed' : 'succeeded';
 
 /**
- * The whole cycle on a plan: delete, collect garbage on the host, verify that every kept tag still resolves
- * completely, and report. A broken kept image fails the run and comes first in its problems; kept tags the
- * deadline left unverified fail it too. A collection is judged by what it freed, not only by its status.
+ * A run with nothing to do (or skipped) did nothing; any problem fails it; a collection still running leaves
+ * it pending; otherwise it succeeded.
  */
-export async function runCleanup(
-  ports: CleanupPorts,
-  planned: Plan,
-  request: CleanupRequest,
-): Promise<RunReport> {
+export function outcomeOf(run: {
+  readonly problems: readonly string[];
+  readonly nothingToDo?: string;
+  readonly skipped?: string;
+  readonly pendingCommandId?: string;
+  readonly collection?: { readonly state: string };
+}): Outcome {
+  if (run.nothingToDo !== undefined || run.skipped !== undefined) return 'nothing to do';
+  const outcome = judged(run.problems);
+  if (
+    outcome === 'succeeded' &&
+    (run.pendingCommandId !== undefined || run.collection?.state === 'running')
+  ) {
+    return 'pending';
+  }
+  return outcome;
+}
+
+/** Seconds from start to finish, to a tenth. */
+export const secondsBetween = (started: Date, finished: Date): number =>
+  Math.round((finished.getTime() - started.getTime()) / 100) / 10;
+
+/** The repositories a plan could not scan: they are left alone. */
+export const unscanned = (planned: Plan): string[] =>
+  planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
+
+/** Manifests a run deleted (not those already gone). */
+export const manifestsDeleted = (deletions: DeletionReport): number =>
+  deletions.deleted.filter((d) => d.outcome === 'deleted').length;
+
+interface CarryOut {
+  /** Host script parameters; undefined skips garbage collection. */
+  readonly garbageCollection?: HostParams;
+  readonly collectAlways?: boolean;
+}
+
+/**
+ * Delete, collect garbage on the host, verify that every kept tag still resolves completely, and report. A broken
+ * kept image fails the run and comes first in its problems; kept tags the deadline left unverified fail it too.
+ * A collection is judged by what it freed, not only by its status. A collection still running when the runner
+ * must stop is verified once it ends when the ports can resume it (before the registry restarts its answers
+ * prove nothing, and a stopped registry answers nothing at all); otherwise it is a problem.
+ */
+export async function runCleanup(ports: CleanupPorts, planned: Plan, request: CarryOut): Promise<RunReport> {
   const started = ports.clock.now();
   const deletions = await applyPlan(ports, planned);
-  const removed = deletions.deleted.filter((d) => d.outcome === 'deleted').length;
+  const removed = manifestsDeleted(deletions);
 
   let garbageCollection: GarbageCollection;
   if (!request.garbageCollection) garbageCollection = { ran: false, reason: 'not requested' };
@@ -355,12 +401,14 @@ export async function runCleanup(
     };
   } else {
     ports.progress?.update('collecting garbage on the registry host');
-    // A runner that cannot even start the script (SSM refused, bash missing) fails the collection, not the
-    // report: the deletions already made must still be told.
+    // A collection that cannot even start (SSM refused, bash missing) fails the collection, not the report: the
+    // deletions already made must still be told.
     const run: HostRun = await ports.host
       .run('collect', request.garbageCollection)
-      .catch((error: unknown) => ({ state: 'finished', reason: errorMessage(error) }));
-    // What a report needs of the run; runners may carry more (a stderr tail, SSM's own status).
+      .catch((error: unknown) => ({
+        state: 'finished',
+        reason: `it could not be started: ${describeError(error)}`,
+      }));
     garbageCollection = {
       ran: true,
       state: run.state,
@@ -373,9 +421,7 @@ export async function runCleanup(
   }
 
   const deferred =
-    request.deferVerificationWhileCollecting === true &&
-    garbageCollection.ran &&
-    garbageCollection.state === 'running';
+    ports.resume !== undefined && garbageCollection.ran && garbageCollection.state === 'running';
   let verification: Verification = { tags: 0, manifests: 0, blobs: 0, broken: [], unverified: [] };
   if (!deferred) {
     ports.progress?.update('verifying kept images');
@@ -385,22 +431,20 @@ export async function runCleanup(
   const problems = verificationProblems(verification);
   if (deletions.stoppedBy) problems.push(deletions.stoppedBy.message);
   if (deletions.failed.length > 0) problems.push(`${deletions.failed.length} deletions failed`);
-  const failedRepositories = planned.repositories.filter((r) => r.error !== undefined).map((r) => r.name);
-  if (failedRepositories.length > 0)
-    problems.push(`${failedRepositories.length} repositories could not be scanned`);
+  const failedRepositories = unscanned(planned);
+  if (failedRepositories.length > 0) problems.push(unscannedProblem(failedRepositories));
   if (garbageCollection.ran && !deferred) {
     problems.push(...collectionProblems(garbageCollection));
     const short = await shortfall(ports, planned, deletions, garbageCollection);
     if (short) problems.push(short);
   }
 
-  const finished = ports.clock.now();
-  const measured = garbageCollection.ran ? numberField(garbageCollection, 'bytesFreed') : undefined;
+  const measured = garbageCollection.ran ? summaryNumber(garbageCollection, 'bytesFreed') : undefined;
   return {
     registry: planned.registry,
     startedAt: started.toISOString(),
-    durationSeconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
-    outcome: problems.length === 0 ? 'succeeded' : 'failed',
+    durationSeconds: secondsBetween(started, ports.clock.now()),
+    outcome: judged(problems),
     problems,
     plan: {
       totals: planned.totals,
@@ -423,19 +467,24 @@ export async function runCleanup(
   };
 }
 
+const unscannedProblem = (names: readonly string[]): string =>
+  `${plural(names.length, 'repository')} could not be scanned`;
+
 /**
  * What a run verifies at its end: every tag the scanned repositories hold now. Those are the kept tags, and
  * any image pushed while the run deleted and collected, which an online collection can break; a kept tag
  * someone else deleted meanwhile is not. When the tags cannot be listed, the kept tags of the plan.
  */
 async function tagsAfterRun(registry: Registry, planned: Plan): Promise<TagToVerify[]> {
-  const repositories = planned.repositories.filter((r) => r.error === undefined).map((r) => r.name);
   try {
-    return await currentTags(registry, repositories, createLimit(registry.concurrency));
+    return await currentTags(registry, scannedNames(planned), createLimit(registry.concurrency));
   } catch {
     return keptTags(planned);
   }
 }
+
+const scannedNames = (planned: Plan): string[] =>
+  planned.repositories.filter((r) => r.error === undefined).map((r) => r.name);
 
 /** The tags the plan keeps in every repository it could scan. */
 export function keptTags(planned: Plan): TagToVerify[] {
@@ -446,55 +495,6 @@ export function keptTags(planned: Plan): TagToVerify[] {
         .filter((t) => t.decision === 'keep')
         .map((t) => ({ repository: repository.name, tag: t.tag })),
     );
-}
-
-export interface CollectionCheck {
-  readonly verification: Verification;
-  /** Broken kept images first, then kept tags left unverified, then what went wrong with the collection. */
-  readonly problems: readonly string[];
-  readonly measuredBytes?: number;
-}
-
-/**
- * For a collection an earlier run left running, once its command has ended: verifies the given tags and
- * reports the collection's problems and the bytes it freed, as runCleanup would have.
- */
-export async function checkCollection(
-  registry: Registry,
-  run: HostRun,
-  tags: readonly TagToVerify[],
-): Promise<CollectionCheck> {
-  const verification = await verifyTags(registry, tags);
-  const problems = [...verificationProblems(verification), ...collectionProblems(run)];
-  const measuredBytes = numberField(run, 'bytesFreed');
-  return { verification, problems, ...(measuredBytes !== undefined ? { measuredBytes } : {}) };
-}
-
-function verificationProblems(verification: Verification): string[] {
-  const problems = verification.broken.map(
-    (broken) => `BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`,
-  );
-  const unverified = verification.unverified.length;
-  if (unverified > 0) {
-    problems.push(
-      `verification incomplete: ${unverified} of ${plural(verification.tags, 'kept tag')} not verified before the deadline`,
-    );
-  }
-  return problems;
-}
-
-/** What is wrong with a collection: still running, failed, or without a summary. */
-function collectionProblems(run: HostRun): string[] {
-  if (run.state === 'running') {
-    return [`garbage collection still running on the host (command ${run.commandId ?? 'unknown'})`];
-  }
-  const status = run.summary?.status;
-  if (status === 'done' || status === 'skipped') return [];
-  const reason =
-    run.summary?.reason ??
-    run.reason ??
-    (run.summary ? 'see the host log' : 'the host script printed no summary');
-  return [`garbage collection failed (exit ${run.exitCode ?? 'unknown'}): ${reason}`];
 }
 
 const bytes = (n: number) => `${formatBytes(n)} (${n} bytes)`;
@@ -511,11 +511,11 @@ async function shortfall(
   deletions: DeletionReport,
   run: HostRun,
 ): Promise<string | undefined> {
-  const measured = numberField(run, 'bytesFreed');
+  const measured = summaryNumber(run, 'bytesFreed');
   const { bytes: expected, exact } = planned.reclaim;
   if (run.summary?.status !== 'done' || measured === undefined || !exact || measured >= expected) return;
   const steps = planned.repositories.flatMap((r) => r.deletions).flatMap((unit) => unit.steps).length;
-  if (deletions.deleted.filter((d) => d.outcome === 'deleted').length !== steps || !ports.storage) return;
+  if (manifestsDeleted(deletions) !== steps || !ports.storage) return;
   let unexplained = '';
   try {
     if (revisionsPushedSince(planned, await ports.storage.list()) > 0) return;
@@ -524,4 +524,301 @@ async function shortfall(
   }
   const log = typeof run.summary.log === 'string' ? `see the log ${run.summary.log}` : 'see the host log';
   return `garbage collection freed ${bytes(measured)} of the ${bytes(expected)} the plan's exact estimate promised: the collector did not collect what was deleted${unexplained}; ${log}`;
+}
+
+/** What the engine runs on: the registry opened once the run holds its lease, and the ports around it. */
+export interface EnginePorts extends Omit<CleanupPorts, 'registry'> {
+  /** The registry's API, opened (credentials fetched) when the run first needs it. */
+  registry(): Promise<Registry>;
+  /** Where a collection left running is remembered until a later run or its status-change event settles it. */
+  readonly pending?: PendingCollections;
+  /** Taken before a run touches the registry or the host; a run that cannot take it is skipped. */
+  readonly lease?: RunLease;
+}
+
+/** What one run of the engine did: the CLI prints it, the function publishes it. */
+export interface CleanupReport {
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly outcome: Outcome;
+  /** Why the run failed, the most serious first; empty when it did not. */
+  readonly problems: readonly string[];
+  readonly notes: readonly string[];
+  /** Why the request asked for nothing. */
+  readonly nothingToDo?: string;
+  /** Why the run did not start: another one holds the lease. */
+  readonly skipped?: string;
+  /** Set once the cycle ran to its end: whether it only previewed. */
+  readonly dryRun?: boolean;
+  /** The plan the run carried out or previewed, with the inventory it was made from when the run made it. */
+  readonly planned?: { readonly plan: Plan; readonly inventory?: Inventory };
+  /** Deletions, collection and verification; absent for a preview or a run that stopped before deleting. */
+  readonly run?: RunReport;
+  /** A collection an earlier run left running, as this one found it. */
+  readonly collection?: CollectionReport;
+  /** The collection this run left running on the host. */
+  readonly pendingCommandId?: string;
+  /** The host script's `recover`, run after this run's own collection was stopped by SSM. */
+  readonly recovery?: Omit<HostRun, 'output'>;
+}
+
+type Draft = Omit<CleanupReport, 'startedAt' | 'durationSeconds' | 'outcome'>;
+
+/** The longest a Lambda invocation runs: a lease taken without a deadline expires after it. */
+const MAX_INVOCATION_MS = 15 * 60_000;
+
+const nothingToDo = (reason: string): Draft => ({ nothingToDo: reason, problems: [], notes: [] });
+
+/**
+ * The one use case, for the CLI and the function alike: settle a collection an earlier run left running (when
+ * the ports remember one) → plan → preview or delete → collect garbage → verify, or record the collection as
+ * pending → one report. A command's status-change event settles its collection. Failures become a failed
+ * report; nothing here throws.
+ */
+export async function cleanup(ports: EnginePorts, request: CleanupRequest): Promise<CleanupReport> {
+  const started = ports.clock.now();
+  const reached: { planned?: CleanupReport['planned'] } = {};
+  let draft: Draft;
+  try {
+    draft = await dispatch(ports, request, started, reached);
+  } catch (error) {
+    draft = {
+      problems: [describeError(error)],
+      notes: [],
+      ...(reached.planned ? { planned: reached.planned } : {}),
+    };
+  }
+  return {
+    startedAt: started.toISOString(),
+    durationSeconds: secondsBetween(started, ports.clock.now()),
+    outcome: outcomeOf(draft),
+    ...draft,
+  };
+}
+
+function dispatch(
+  ports: EnginePorts,
+  request: CleanupRequest,
+  started: Date,
+  reached: { planned?: CleanupReport['planned'] },
+): Promise<Draft> {
+  switch (request.kind) {
+    case 'nothing to do':
+      return Promise.resolve(nothingToDo(request.reason));
+    case 'rejected':
+      return Promise.resolve({ problems: request.problems, notes: [] });
+    case 'cycle':
+      return exclusively(ports, request, () => cycle(ports, request, started, reached));
+    case 'command-status':
+      return commandStatus(ports, request);
+  }
+}
+
+/**
+ * Runs `work` holding the run lease. When another run holds it, this one is skipped: that run settles what this
+ * one would have, or the next scheduled run does.
+ */
+async function exclusively(
+  ports: EnginePorts,
+  request: { readonly requestId?: string; readonly deadline?: Date },
+  work: () => Promise<Draft>,
+): Promise<Draft> {
+  if (!ports.lease) return work();
+  const now = ports.clock.now();
+  const record: LeaseRecord = {
+    requestId: request.requestId ?? 'unnamed',
+    acquiredAt: now.toISOString(),
+    expiresAt: (request.deadline ?? new Date(now.getTime() + MAX_INVOCATION_MS)).toISOString(),
+  };
+  let lease: LeaseOutcome;
+  try {
+    lease = await ports.lease.acquire(record);
+  } catch (error) {
+    return { problems: [`the run could not start: ${describeError(error)}`], notes: [] };
+  }
+  if (!lease.acquired) {
+    const holder = lease.heldBy;
+    return {
+      problems: [],
+      notes: [],
+      skipped: `another run is in progress${holder ? ` (request ${holder.requestId}, since ${holder.acquiredAt}; its lease ends by ${holder.expiresAt})` : ''}`,
+    };
+  }
+  const took = lease.replaced
+    ? [
+        `took over the run lease of request ${lease.replaced.requestId}, which expired at ${lease.replaced.expiresAt} without being given back: that invocation was stopped before it finished`,
+      ]
+    : [];
+  let draft: Draft;
+  try {
+    draft = await work();
+  } catch (error) {
+    await lease.release().catch(() => undefined);
+    throw error;
+  }
+  try {
+    await lease.release();
+    return took.length > 0 ? { ...draft, notes: [...took, ...draft.notes] } : draft;
+  } catch (error) {
+    return {
+      ...draft,
+      notes: [
+        ...took,
+        ...draft.notes,
+        `the run lease could not be given back (${describeError(error)}); it expires at ${record.expiresAt}, and runs until then are skipped`,
+      ],
+    };
+  }
+}
+
+async function cycle(
+  ports: EnginePorts,
+  request: CycleRequest,
+  started: Date,
+  reached: { planned?: CleanupReport['planned'] },
+): Promise<Draft> {
+  const registry = await ports.registry();
+  const params = request.host ?? {};
+  const problems: string[] = [];
+  const notes: string[] = [];
+  let collection: CollectionReport | undefined;
+  let blockedBy: string | undefined;
+  if (ports.pending && ports.resume && ports.host) {
+    const store = {
+      registry,
+      store: ports.pending,
+      host: ports.host,
+      resume: ports.resume,
+      clock: ports.clock,
+    };
+    const earlier = await settlePending(store, params, 0);
+    if (earlier) {
+      problems.push(...earlier.problems);
+      notes.push(...earlier.notes);
+      collection = earlier.report;
+      blockedBy = earlier.blockedBy;
+    }
+  }
+  const found = collection ? { collection } : {};
+  if (collection?.state === 'running' && params.gcMode === 'stopped') {
+    return {
+      ...found,
+      dryRun: request.dryRun ?? false,
+      problems,
+      notes: [
+        `${blockedBy}: the registry is stopped while it collects, so this run changed nothing; the command's status-change event or the next run finishes it`,
+      ],
+    };
+  }
+
+  const { pending: _pending, lease: _lease, registry: _open, ...rest } = ports;
+  const cleanupPorts: CleanupPorts = { ...rest, registry };
+  const planned =
+    'planned' in request.plan ? { plan: request.plan.planned } : await makePlan(cleanupPorts, request.plan);
+  reached.planned = planned;
+  const { plan } = planned;
+  if (request.dryRun) {
+    const refused = cleanWouldStop(plan);
+    if (refused) notes.push(`a run that deletes would stop before deleting anything: ${refused}`);
+    const failed = unscanned(plan);
+    if (failed.length > 0) problems.push(unscannedProblem(failed));
+    return { ...found, dryRun: true, planned, problems, notes };
+  }
+
+  const turnedOff = request.collect === false;
+  const collect = request.host !== undefined && !turnedOff && blockedBy === undefined;
+  // What a stopped collection did not sweep is garbage only the host sees: this run collects even without deletes.
+  const unswept = collection?.run?.interrupted === true;
+  const run = await runCleanup(cleanupPorts, plan, {
+    ...(collect ? { garbageCollection: params } : {}),
+    ...(unswept || request.collectAlways ? { collectAlways: true } : {}),
+  });
+  problems.push(...run.problems);
+  if (turnedOff) notes.push('garbage collection was turned off for this run');
+  else if (blockedBy !== undefined) notes.push(`garbage collection skipped: ${blockedBy}`);
+
+  const gc = run.garbageCollection;
+  const recovery =
+    gc.ran && gc.state === 'finished' && gc.interrupted && ports.host
+      ? await recoverAfter(
+          ports.host,
+          params,
+          `the collection of this run${gc.commandId ? ` (command ${gc.commandId})` : ''}`,
+        )
+      : undefined;
+  if (recovery) {
+    problems.push(...recovery.problems);
+    notes.push(...recovery.notes);
+  }
+  let pendingCommandId: string | undefined;
+  if (run.verificationDeferred && gc.ran && gc.commandId !== undefined) {
+    pendingCommandId = gc.commandId;
+    const recorded = await recordPending(ports.pending, {
+      commandId: gc.commandId,
+      startedAt: started.toISOString(),
+      requestId: request.requestId ?? 'unnamed',
+      registry: plan.registry,
+      keptTags: keptTags(plan),
+    });
+    if (recorded.problem) problems.push(recorded.problem);
+    if (recorded.note) notes.push(recorded.note);
+  }
+  return {
+    ...found,
+    dryRun: false,
+    planned,
+    problems,
+    notes,
+    run,
+    ...(pendingCommandId !== undefined ? { pendingCommandId } : {}),
+    ...(recovery?.run ? { recovery: recovery.run } : {}),
+  };
+}
+
+/** A command's status-change event: settles the collection it ran, once it has ended. */
+async function commandStatus(ports: EnginePorts, request: CommandStatusRequest): Promise<Draft> {
+  const command = `command ${request.commandId}`;
+  if (RUNNING_STATUSES.has(request.status)) return nothingToDo(`${command} is ${request.status}`);
+  if (request.action !== undefined && request.action !== 'collect') {
+    return nothingToDo(`${command} ran the host script's ${request.action}, not a collection`);
+  }
+  const notWaiting = async (store: PendingCollections) =>
+    (await store.read())?.commandId !== request.commandId;
+  const noneWaiting = `no collection started by this function is waiting for ${command}`;
+  if (ports.pending && (await notWaiting(ports.pending))) return nothingToDo(noneWaiting);
+  const draft = await exclusively(ports, request, () => settleCommand(ports, request, noneWaiting));
+  return draft.skipped !== undefined
+    ? { ...draft, skipped: `${draft.skipped}; the next run verifies the collection of ${command}` }
+    : draft;
+}
+
+async function settleCommand(
+  ports: EnginePorts,
+  request: CommandStatusRequest,
+  noneWaiting: string,
+): Promise<Draft> {
+  const command = `command ${request.commandId}`;
+  const { host, resume } = ports;
+  if (!host || !resume) return nothingToDo(`${command} cannot be checked: no host runner resumes commands`);
+  const found = (settled: Settled): Draft => ({
+    ...(settled.report ? { collection: settled.report } : {}),
+    problems: [...settled.problems],
+    notes: [...settled.notes],
+  });
+  if (ports.pending) {
+    const record = await ports.pending.read();
+    if (record?.commandId !== request.commandId) return nothingToDo(noneWaiting);
+    const registry = await ports.registry();
+    const settlePorts = { registry, store: ports.pending, host, resume, clock: ports.clock };
+    return found(await settle(settlePorts, request.host, record, undefined));
+  }
+  if (request.documentName !== undefined && request.documentName !== resume.documentName) {
+    return nothingToDo(`${command} ran ${request.documentName}, not ${resume.documentName}`);
+  }
+  const run = await resume.resume(request.commandId);
+  if (request.action !== 'collect' && run.summary?.action !== 'collect') {
+    return nothingToDo(`${command} is not a collection`);
+  }
+  const unrecorded = { registry: () => ports.registry(), host };
+  return found(await settleUnrecorded(unrecorded, request.host, request.selection, request.commandId, run));
 }

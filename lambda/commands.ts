@@ -4,9 +4,9 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import {
   type CleanupPorts,
+  cleanup,
   makePlan,
   type RunReport,
-  runCleanup,
   scanSelection,
   withDeleteCheck,
 } from './cleanup.js';
@@ -15,12 +15,11 @@ import { type ParsedArgs, UsageError } from './command-line.js';
 import { type CliConfig, loadCliConfig } from './config.js';
 import { printable } from './domain/names.js';
 import { cleanWouldStop, type Plan } from './domain/plan.js';
-import { repositoryFilter, selectionWarnings } from './domain/selection.js';
+import { selectionWarnings } from './domain/selection.js';
 import { type Usage, usage } from './domain/usage.js';
 import { errorMessage } from './error-message.js';
 import { HostStorage } from './host/inventory.js';
 import { LocalRunner } from './host/local-runner.js';
-import { createLimit } from './limit.js';
 import type { HostRunner, StorageLister } from './ports.js';
 import type { Redactor } from './redact.js';
 import { createRegistryClient, type HttpExchange } from './registry/client.js';
@@ -39,7 +38,7 @@ import {
 } from './report/format.js';
 import { type ReportPage, renderReportPage } from './report/html.js';
 import { FilesystemStorage, StorageRootError } from './storage/filesystem.js';
-import { currentTags, verifyTags } from './verify.js';
+import { selectionTags, verifyTags } from './verify.js';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -286,20 +285,31 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
       }
     }
   }
-  const report = await runCleanup(ports, plan, {
-    ...(config.collectGarbage && config.host ? { garbageCollection: config.host.params } : {}),
-    ...(config.command === 'gc' ? { collectAlways: true } : {}),
-  });
+  const done = await cleanup(
+    { ...ports, registry: async () => ports.registry },
+    {
+      kind: 'cycle',
+      plan: { planned: plan },
+      ...(config.host ? { host: config.host.params } : {}),
+      collect: config.collectGarbage,
+      ...(config.command === 'gc' ? { collectAlways: true } : {}),
+    },
+  );
   if (ports.progress) io.stderr.clearLine();
+  const report = done.run;
+  if (!report) {
+    for (const problem of done.problems) io.stderr.write(`error: ${problem}\n`);
+    return EXIT.failed;
+  }
   if (config.json)
     io.stdout.write(`${JSON.stringify(config.command === 'gc' ? { report } : { plan, report }, null, 2)}\n`);
   else
     io.stdout.write(
       `${config.quiet || config.command === 'gc' ? '' : '\n'}${renderRunReport(report, width)}`,
     );
-  if (!stdoutOnTerminal) for (const problem of report.problems) io.stderr.write(`error: ${problem}\n`);
+  if (!stdoutOnTerminal) for (const problem of done.problems) io.stderr.write(`error: ${problem}\n`);
   const saved = config.command === 'gc' || (await page(report));
-  return report.outcome === 'failed' || !saved ? EXIT.failed : EXIT.done;
+  return done.outcome === 'failed' || !saved ? EXIT.failed : EXIT.done;
 }
 
 /** `du`: the scan plan makes, then the space each repository takes, and the registry's totals. */
@@ -329,12 +339,9 @@ async function du(config: CliConfig, io: GuardedIo, ports: CleanupPorts, width: 
 }
 
 async function verify(config: CliConfig, io: GuardedIo, ports: CleanupPorts, width: number): Promise<number> {
-  const limit = createLimit(ports.registry.concurrency);
-  const catalog = await ports.registry.listRepositories();
-  const repositories = catalog.filter(repositoryFilter(config.include, config.exclude));
+  const { catalog, tags } = await selectionTags(ports.registry, config.include, config.exclude);
   for (const warning of selectionWarnings(config.include, config.exclude, catalog))
     io.stderr.write(fitText(`warning: ${warning}; nothing to verify\n`, width));
-  const tags = await currentTags(ports.registry, repositories, limit);
   const verification = await verifyTags(ports.registry, tags);
   io.stdout.write(
     config.json ? `${JSON.stringify(verification, null, 2)}\n` : renderVerification(verification, width),

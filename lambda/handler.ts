@@ -4,22 +4,38 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { ConfigurationError, ENV, type FunctionConfig, readFunctionConfig } from './aws/environment.js';
-import { parseEvent } from './aws/events.js';
+import { parseEvent, requestFor } from './aws/events.js';
 import { S3History } from './aws/history.js';
 import { type RunnerTuning, SsmHostCommands } from './aws/host-commands.js';
 import { S3RunLease } from './aws/lease.js';
 import { EmfMetrics } from './aws/metrics.js';
 import { SnsNotifier } from './aws/notify.js';
 import { type CredentialSource, SecretCredentials } from './aws/secrets.js';
+import { cleanup, outcomeOf } from './cleanup.js';
 import { printable } from './domain/names.js';
 import { usage } from './domain/usage.js';
+import { describeError } from './error-message.js';
 import { HostStorage } from './host/inventory.js';
 import { ARN } from './identifiers.js';
-import type { HostAction, PendingCollections, Registry, RunDetails } from './ports.js';
+import type {
+  HostAction,
+  Metrics,
+  Notifier,
+  PendingCollections,
+  Registry,
+  RunArchive,
+  RunDetails,
+} from './ports.js';
 import { Redactor } from './redact.js';
 import { createRegistryClient, type RegistryClient } from './registry/client.js';
-import type { FunctionReport } from './report/function.js';
-import { configurationFailure, type FunctionOutputs, publishReport, runFunction } from './run.js';
+import { configurationFailure, type FunctionReport, functionReport } from './report/function.js';
+
+/** Where a report goes once the engine made it. */
+export interface FunctionOutputs {
+  readonly archive?: RunArchive;
+  readonly notifier?: Notifier;
+  readonly metrics: Metrics;
+}
 
 /** What the handler uses of the Lambda context. */
 export interface InvocationContext {
@@ -213,26 +229,30 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
     const remainingMs = (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS) - REPORT_MARGIN_MS;
     const deadline = AbortSignal.timeout(Math.max(1000, remainingMs));
     const { registry } = container;
-    let details: RunDetails | undefined;
-    const report = await runFunction(
+    const { request, policy } = requestFor(parsed, config, {
+      requestId,
+      deadline: new Date(startedAt.getTime() + (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS)),
+    });
+    const done = await cleanup(
       {
         registry: () => registry(deadline),
         host,
+        resume: host,
         storage: new HostStorage(host, config.host, { onInvalid: warn }),
         clock: { now },
         ...(container.pending ? { pending: container.pending } : {}),
         ...(container.lease ? { lease: container.lease } : {}),
-        onPlan: (planned) => {
-          details = { plan: planned.plan, usage: usage(planned.inventory) };
-        },
       },
-      {
-        config,
-        event: parsed,
-        requestId,
-        deadline: new Date(startedAt.getTime() + (context?.getRemainingTimeInMillis?.() ?? LAMBDA_MAX_MS)),
-      },
+      request,
     );
+    const report = functionReport(
+      { requestId, trigger: parsed, registry: config.registryUrl, ...(policy ? { policy } : {}) },
+      done,
+    );
+    const details: RunDetails | undefined =
+      done.planned?.inventory !== undefined
+        ? { plan: done.planned.plan, usage: usage(done.planned.inventory) }
+        : undefined;
     return publishReport(container.outputs, report, details);
   };
 
@@ -251,3 +271,48 @@ export function createHandler(deps: HandlerDeps = {}): Handler {
 }
 
 export const handler: Handler = createHandler();
+
+function withProblem(report: FunctionReport, problem: string): FunctionReport {
+  const problems = [...report.problems, problem];
+  return {
+    ...report,
+    problems,
+    outcome: outcomeOf({ problems }),
+    headline: report.outcome === 'failed' ? report.headline : `FAILED - ${problem}`,
+  };
+}
+
+/**
+ * Saves the report, sends the notification and publishes the metrics. A report that has nothing to say (an
+ * alarm back to OK, another command's status change) only publishes metrics. A failed delivery fails the run.
+ */
+async function publishReport(
+  outputs: FunctionOutputs,
+  report: FunctionReport,
+  details?: RunDetails,
+): Promise<FunctionReport> {
+  let final = report;
+  if (report.outcome !== 'nothing to do') {
+    if (outputs.archive) {
+      try {
+        const saved = await outputs.archive.save(final, details);
+        final = {
+          ...final,
+          historyLocation: saved.report,
+          ...(saved.page !== undefined ? { reportPage: saved.page } : {}),
+        };
+      } catch (error) {
+        final = withProblem(final, `the report could not be saved: ${describeError(error)}`);
+      }
+    }
+    if (outputs.notifier) {
+      try {
+        await outputs.notifier.notify(final);
+      } catch (error) {
+        final = withProblem(final, `the notification could not be sent: ${describeError(error)}`);
+      }
+    }
+  }
+  outputs.metrics.publish(final);
+  return final;
+}

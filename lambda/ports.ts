@@ -134,13 +134,16 @@ export interface HostRunner {
   run(action: HostAction, params: HostParams): Promise<HostRun>;
 }
 
-/** The host script on the registry host: run an action, or pick up a command an earlier invocation left running. */
-export interface HostCommands extends HostRunner {
+/** Picks up a host command an earlier invocation left running. */
+export interface HostResume {
   /** The SSM document the commands run, as status-change events name it. */
   readonly documentName: string;
   /** Waits at most `waitMs` (default: as long as a collection may be waited for) for the command to end. */
   resume(commandId: string, waitMs?: number): Promise<HostRun>;
 }
+
+/** The host script on the registry host: run an action, or pick up a command an earlier invocation left running. */
+export interface HostCommands extends HostRunner, HostResume {}
 
 export const pendingCollectionSchema = z.object({
   commandId: z.string().regex(SSM_COMMAND_ID),

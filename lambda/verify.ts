@@ -1,8 +1,10 @@
 import { parseManifest } from './domain/manifest.js';
 import type { Digest } from './domain/names.js';
+import { repositoryFilter } from './domain/selection.js';
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Registry } from './ports.js';
+import { plural } from './report/format.js';
 
 export interface TagToVerify {
   readonly repository: string;
@@ -126,4 +128,29 @@ export async function currentTags(
     ),
   );
   return lists.flat();
+}
+
+/** The selected repositories of the catalog, and every tag they hold now. */
+export async function selectionTags(
+  registry: Registry,
+  include: readonly string[],
+  exclude: readonly string[],
+): Promise<{ catalog: string[]; tags: TagToVerify[] }> {
+  const catalog = await registry.listRepositories();
+  const repositories = catalog.filter(repositoryFilter(include, exclude));
+  return { catalog, tags: await currentTags(registry, repositories, createLimit(registry.concurrency)) };
+}
+
+/** Broken kept images, each named, then how many kept tags the deadline left unverified. */
+export function verificationProblems(verification: Verification): string[] {
+  const problems = verification.broken.map(
+    (broken) => `BROKEN kept image ${broken.repository}:${broken.tag}: ${broken.problem}`,
+  );
+  const unverified = verification.unverified.length;
+  if (unverified > 0) {
+    problems.push(
+      `verification incomplete: ${unverified} of ${plural(verification.tags, 'kept tag')} not verified before the deadline`,
+    );
+  }
+  return problems;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { printable } from '../domain/names.js';
 import {
+  buildPolicy,
   type GroupInput,
   groupSchema,
   idleWithUntaggedOnly,
@@ -8,11 +9,17 @@ import {
   KEEP_LAST,
   keepDaysField,
   keepLastField,
+  type Policy,
+  PolicyError,
+  type RuleInput,
   tagPatternField,
   UNTAGGED_GRACE,
   untaggedGraceField,
 } from '../domain/policy.js';
+import { describeError } from '../error-message.js';
 import { SSM_COMMAND_ID } from '../identifiers.js';
+import type { CleanupRequest, CycleRequest } from '../request.js';
+import { ENV, type FunctionConfig } from './environment.js';
 
 /** The input the stack's EventBridge Scheduler schedule delivers. */
 export const SCHEDULE_INPUT = { trigger: 'schedule' } as const;
@@ -297,4 +304,100 @@ export function parseEvent(event: unknown): FunctionEvent {
   if ('source' in input || 'detail-type' in input) return parseEventBridge(input);
   if ('trigger' in input) return parseSchedule(input);
   return { kind: 'manual', overrides: parseOverrides(input) };
+}
+
+/** Which policy a cycle runs by, as the report names it. */
+export type PolicyName = 'configured' | 'configured with overrides' | 'emergency';
+
+/**
+ * What the engine is asked to do for an event, under the function's configuration: scheduled and on-demand
+ * runs and the disk alarm run the whole cycle, an SSM status change settles its collection.
+ */
+export function requestFor(
+  event: FunctionEvent,
+  config: FunctionConfig,
+  invocation: { readonly requestId: string; readonly deadline?: Date },
+): { readonly request: CleanupRequest; readonly policy?: PolicyName } {
+  const cycle = (
+    options: Omit<CycleRequest, 'kind' | 'host' | 'requestId' | 'deadline' | 'plan'> & {
+      readonly include?: readonly string[];
+      readonly exclude?: readonly string[];
+      readonly policy: Policy;
+      readonly maxDelete?: number;
+    },
+  ): CycleRequest => {
+    const { include, exclude, policy, maxDelete, ...rest } = options;
+    const cap = maxDelete ?? config.maxDelete;
+    return {
+      kind: 'cycle',
+      plan: {
+        include: include ?? config.repositories,
+        exclude: exclude ?? config.excludeRepositories,
+        policy,
+        ...(cap !== undefined ? { maxDelete: { limit: cap, setting: 'maxDelete' } } : {}),
+      },
+      host: config.host,
+      requestId: invocation.requestId,
+      ...(invocation.deadline ? { deadline: invocation.deadline } : {}),
+      ...rest,
+    };
+  };
+  switch (event.kind) {
+    case 'schedule':
+      return { request: cycle({ policy: config.policy, dryRun: config.dryRun }), policy: 'configured' };
+    case 'manual': {
+      const { dryRun, gc, repositories, excludeRepositories, maxDelete, ...rule } = event.overrides;
+      const overridden = Object.keys(rule).length > 0;
+      let policy = config.policy;
+      if (overridden) {
+        try {
+          policy = buildPolicy(config.policyDocument, rule as RuleInput, ENV.policy);
+        } catch (error) {
+          if (!(error instanceof PolicyError)) throw error;
+          return { request: { kind: 'rejected', problems: [describeError(error)] } };
+        }
+      }
+      return {
+        request: cycle({
+          policy,
+          dryRun: dryRun ?? config.dryRun,
+          collect: gc ?? true,
+          ...(repositories ? { include: repositories } : {}),
+          ...(excludeRepositories ? { exclude: excludeRepositories } : {}),
+          ...(maxDelete !== undefined ? { maxDelete } : {}),
+        }),
+        policy: overridden ? 'configured with overrides' : 'configured',
+      };
+    }
+    case 'alarm':
+      if (config.diskAlarmName !== undefined && event.alarmName !== config.diskAlarmName) {
+        return {
+          request: {
+            kind: 'nothing to do',
+            reason: `alarm ${event.alarmName} is not the disk alarm ${config.diskAlarmName}`,
+          },
+        };
+      }
+      if (event.state !== 'ALARM') {
+        return { request: { kind: 'nothing to do', reason: `alarm ${event.alarmName} is ${event.state}` } };
+      }
+      return {
+        request: cycle({ policy: config.emergencyPolicy ?? config.policy, dryRun: config.dryRun }),
+        policy: config.emergencyPolicy ? 'emergency' : 'configured',
+      };
+    case 'command-status':
+      return {
+        request: {
+          kind: 'command-status',
+          commandId: event.commandId,
+          status: event.status,
+          ...(event.documentName !== undefined ? { documentName: event.documentName } : {}),
+          ...(event.action !== undefined ? { action: event.action } : {}),
+          selection: { include: config.repositories, exclude: config.excludeRepositories },
+          host: config.host,
+          requestId: invocation.requestId,
+          ...(invocation.deadline ? { deadline: invocation.deadline } : {}),
+        },
+      };
+  }
 }
