@@ -123,7 +123,8 @@ export interface AuthRequest {
  */
 export interface TokenTransport {
   request(origin: string, path: string, authorization: string | undefined): Promise<HttpResponse>;
-  read(response: HttpResponse, limit: number, what: string, path: string): Promise<ReadBodyResult>;
+  /** `url`: the whole address read from, as an error names it. */
+  read(response: HttpResponse, limit: number, what: string, url: string): Promise<ReadBodyResult>;
 }
 
 export interface RegistryAuthOptions {

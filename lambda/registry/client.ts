@@ -179,7 +179,7 @@ export class RegistryClient implements Registry {
       transport: {
         request: (origin, path, authorization) =>
           this.#request(origin, 'GET', path, 'application/json', authorization),
-        read: (response, limit, what, path) => this.#read(response, limit, what, 'GET', path),
+        read: (response, limit, what, url) => this.#read(response, limit, what, 'GET', url),
       },
     });
 
@@ -241,7 +241,7 @@ export class RegistryClient implements Registry {
 
       const what = `manifest ${name}@${ref}`;
       checkContentLength(response, MAX_MANIFEST_BYTES, what);
-      const content = await this.#read(response, MAX_MANIFEST_BYTES, what, 'GET', path);
+      const content = await this.#read(response, MAX_MANIFEST_BYTES, what, 'GET', `${this.origin}${path}`);
       const digest = content.digest as Digest;
       const sent = headerDigest(response, what);
       if (sent !== undefined && sent !== digest) throw new DigestMismatchError(what, sent, digest);
@@ -278,7 +278,7 @@ export class RegistryClient implements Registry {
 
       const what = `blob ${name}@${blob}`;
       checkContentLength(response, limit, what);
-      const content = await this.#read(response, limit, what, 'GET', path);
+      const content = await this.#read(response, limit, what, 'GET', `${this.origin}${path}`);
       if (content.digest !== blob) throw new DigestMismatchError(what, blob, content.digest);
       return content.bytes;
     });
@@ -399,7 +399,13 @@ export class RegistryClient implements Registry {
         }
         if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', current);
 
-        const content = await this.#read(response, MAX_LISTING_BYTES, `GET ${current}`, 'GET', current);
+        const content = await this.#read(
+          response,
+          MAX_LISTING_BYTES,
+          `GET ${current}`,
+          'GET',
+          `${this.origin}${current}`,
+        );
         return { items: parseListing(content.bytes, field, current), link: nextLink(response.headers.link) };
       });
       if (answer === undefined) return;
@@ -453,12 +459,12 @@ export class RegistryClient implements Registry {
     limit: number,
     what: string,
     method: Method,
-    path: string,
+    url: string,
   ): Promise<ReadBodyResult> {
     try {
       return await readBody(response.body, limit, what);
     } catch (error) {
-      throw translateTransportError(error, method, `${this.origin}${path}`, this.#deadline);
+      throw translateTransportError(error, method, url, this.#deadline);
     }
   }
 
