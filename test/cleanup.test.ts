@@ -253,7 +253,7 @@ describe('clean refuses to act on a registry that changed since the plan', () =>
 
   it('rejects a saved plan made for another registry', async () => {
     reg = await startRegistry();
-    await pushImage(reg, 'app', 'a', {});
+    const a = await pushImage(reg, 'app', 'a', {});
     const planned = await runCli(['plan', '--registry', reg.url, '--keep-last', '0', '--json']);
     const planFile = join(tmpdir(), `plan-other-${process.pid}-${Date.now()}.json`);
     await writeFile(planFile, planned.stdout);
@@ -264,7 +264,7 @@ describe('clean refuses to act on a registry that changed since the plan', () =>
     expect(result.stderr).toContain(
       `was made for ${reg.url}, not http://127.0.0.1:1; plan again for this registry`,
     );
-    expect(await headManifest(reg, 'app', 'a')).toBeDefined();
+    expect(await headManifest(reg, 'app', 'a')).toBe(a.digest);
   });
 
   it('applies a saved plan to the registry it records, and refuses flags it would ignore', async () => {
@@ -318,11 +318,15 @@ describe('checking that the registry accepts deletes before planning them', () =
   /** How often a phrase appears in wrapped output. */
   const occurrences = (text: string, part: string) => text.replace(/\n +/g, ' ').split(part).length - 1;
   const widest = (text: string) => Math.max(...text.split('\n').map((line) => line.length));
-  const pushStale = async (repository: string, tags: readonly string[]) => {
+  /** Pushes each tag as its own image ten days old; the digest of each, by tag. */
+  const pushStale = async <Tag extends string>(repository: string, tags: readonly Tag[]) => {
+    const digests = {} as Record<Tag, string>;
     for (const tag of tags) {
       const image = await pushImage(reg, repository, tag, {});
       await backdate(reg, repository, image.digest, 10, tag);
+      digests[tag] = image.digest;
     }
+    return digests;
   };
 
   it('plan says up front that clean would stop and how to enable deletes, and exits 0', async () => {
@@ -364,7 +368,8 @@ describe('checking that the registry accepts deletes before planning them', () =
 
   it('clean stops before deleting anything when deletes are disabled, and says how to fix it once', async () => {
     reg = await startRegistry({ deleteEnabled: false });
-    await pushStale('app', ['a', 'b', 'c']);
+    const tags = ['a', 'b', 'c'] as const;
+    const pushed = await pushStale('app', tags);
     const before = await manifestLinks(reg);
 
     const result = await runCli(['clean', '--registry', reg.url, '--keep-last', '0', '--yes', '--verbose']);
@@ -378,12 +383,15 @@ describe('checking that the registry accepts deletes before planning them', () =
     const deletes = result.stderr.split('\n').filter((line) => line.startsWith('http: DELETE '));
     expect(deletes).toEqual([expect.stringContaining(`/v2/app/manifests/sha256:${'0'.repeat(64)} 405 `)]);
     expect(await manifestLinks(reg)).toEqual(before);
-    for (const tag of ['a', 'b', 'c']) expect(await headManifest(reg, 'app', tag)).toBeDefined();
+    const kept = await Promise.all(
+      tags.map(async (tag) => [tag, await headManifest(reg, 'app', tag)] as const),
+    );
+    expect(Object.fromEntries(kept)).toEqual(pushed);
   });
 
   it('clean says the registry is read-only, once, and deletes nothing', async () => {
     reg = await startRegistry();
-    await pushStale('app', ['a']);
+    const { a } = await pushStale('app', ['a']);
     await reg.restart({ readOnly: true });
 
     const result = await runCli(['clean', '--registry', reg.url, '--keep-last', '0', '--yes']);
@@ -394,12 +402,12 @@ describe('checking that the registry accepts deletes before planning them', () =
         '(DELETE in app answered 405). Take it out of read-only mode',
     );
     expect(occurrences(result.stdout + result.stderr, 'read-only maintenance mode')).toBe(1);
-    expect(await headManifest(reg, 'app', 'a')).toBeDefined();
+    expect(await headManifest(reg, 'app', 'a')).toBe(a);
   });
 
   it('checks again when applying a saved plan: a registry made read-only since is not touched', async () => {
     reg = await startRegistry();
-    await pushStale('app', ['a']);
+    const { a } = await pushStale('app', ['a']);
     const planned = await runCli(['plan', '--registry', reg.url, '--keep-last', '0', '--json']);
     expect(parsePlan(planned).deletes).toEqual({ status: 'allowed', repository: 'app' });
     const planFile = join(tmpdir(), `plan-readonly-${process.pid}-${Date.now()}.json`);
@@ -413,12 +421,12 @@ describe('checking that the registry accepts deletes before planning them', () =
     expect(result.stderr).toMatch(
       /^error: clean stopped before deleting anything: the registry is in read-only/,
     );
-    expect(await headManifest(reg, 'app', 'a')).toBeDefined();
+    expect(await headManifest(reg, 'app', 'a')).toBe(a);
   });
 
   it('adds nothing to the output when deletes are enabled, and its DELETE removes nothing', async () => {
     reg = await startRegistry();
-    await pushStaleAndCurrent(reg, 'app');
+    const { stale } = await pushStaleAndCurrent(reg, 'app');
     await pushStaleAndCurrent(reg, 'other');
     const links = await manifestLinks(reg);
     const blobs = await blobSizes(reg);
@@ -434,7 +442,7 @@ describe('checking that the registry accepts deletes before planning them', () =
     expect(json.stderr).toBe('');
     expect(await manifestLinks(reg)).toEqual(links);
     expect(await blobSizes(reg)).toEqual(blobs);
-    expect(await headManifest(reg, 'app', 'old')).toBeDefined();
+    expect(await headManifest(reg, 'app', 'old')).toBe(stale.digest);
   });
 
   it('does not check when nothing is to be deleted', async () => {
@@ -451,9 +459,10 @@ describe('checking that the registry accepts deletes before planning them', () =
 
 describe('a selection that matches no repository', () => {
   let reg: TestRegistry;
+  let deepApp: string;
   beforeAll(async () => {
     reg = await startRegistry();
-    await pushImage(reg, 'web/deep/app', 'v1', {});
+    deepApp = (await pushImage(reg, 'web/deep/app', 'v1', {})).digest;
     await pushImage(reg, 'api/svc', 'v1', {});
   });
   afterAll(async () => {
@@ -481,7 +490,7 @@ describe('a selection that matches no repository', () => {
       );
     }
     expect(plan.stdout).toMatch(/^0 repositories scanned/);
-    expect(await headManifest(reg, 'web/deep/app', 'v1')).toBeDefined();
+    expect(await headManifest(reg, 'web/deep/app', 'v1')).toBe(deepApp);
   });
 
   it('names the closest repositories to a mistyped name', async () => {
@@ -603,7 +612,7 @@ describe('authentication', () => {
 
   it('says which account may not delete where, before clean deletes anything', async () => {
     reg = await startRegistry({ auth: 'token', tokenWithholds: ['repository:private/app:delete'] });
-    await pushStaleAndCurrent(reg, 'private/app');
+    const { stale } = await pushStaleAndCurrent(reg, 'private/app');
     const env = {
       REGISTRY_USERNAME: reg.credentials?.username,
       REGISTRY_PASSWORD: reg.credentials?.password,
@@ -625,7 +634,7 @@ describe('authentication', () => {
     expect(clean.stderr.replace(/\n +/g, ' ')).toBe(
       `error: clean stopped before deleting anything: ${refusal}\n`,
     );
-    expect(await headManifest(reg, 'private/app', 'old')).toBeDefined();
+    expect(await headManifest(reg, 'private/app', 'old')).toBe(stale.digest);
     for (const output of [plan.stdout, plan.stderr, clean.stdout, clean.stderr])
       expect(output).not.toContain(reg.credentials?.password);
   });
@@ -634,7 +643,7 @@ describe('authentication', () => {
     // The check goes to the first repository that deletes, where the account may; the second refuses.
     reg = await startRegistry({ auth: 'token', tokenWithholds: ['repository:team/b:delete'] });
     await pushStaleAndCurrent(reg, 'team/a');
-    await pushStaleAndCurrent(reg, 'team/b');
+    const teamB = await pushStaleAndCurrent(reg, 'team/b');
     const env = {
       REGISTRY_USERNAME: reg.credentials?.username,
       REGISTRY_PASSWORD: reg.credentials?.password,
@@ -654,7 +663,7 @@ describe('authentication', () => {
     );
     expect(redirected.code).toBe(1);
     expect(redirected.stderr).toContain(refusal);
-    expect(await headManifest(reg, 'team/b', 'old')).toBeDefined();
+    expect(await headManifest(reg, 'team/b', 'old')).toBe(teamB.stale.digest);
   });
 
   it("uses the Docker CLI's saved login for the registry's host", async () => {

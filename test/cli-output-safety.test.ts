@@ -90,15 +90,18 @@ describe('a run that fails for its credentials', () => {
     dockerConfig = undefined;
   });
 
-  async function registryWith(options: StartRegistryOptions): Promise<TestRegistry> {
+  /** A registry with web/app's `old` (stale, its digest returned) and `new`. */
+  async function registryWith(
+    options: StartRegistryOptions,
+  ): Promise<{ registry: TestRegistry; stale: string }> {
     reg = await startRegistry(options);
-    await pushStaleAndCurrent(reg, 'web/app');
-    return reg;
+    const { stale } = await pushStaleAndCurrent(reg, 'web/app');
+    return { registry: reg, stale: stale.digest };
   }
 
   it('basic auth, wrong password from --password-stdin, REGISTRY_PASSWORD or the Docker config: never shown', async () => {
     // Prepare
-    const registry = await registryWith({ auth: 'basic' });
+    const { registry } = await registryWith({ auth: 'basic' });
     const wrong = newPassword();
     const args = ['plan', '--registry', registry.url, '--keep-last', '1', '--verbose'];
     dockerConfig = await mkdtemp(join(tmpdir(), 'docker-config-'));
@@ -130,7 +133,7 @@ describe('a run that fails for its credentials', () => {
   });
 
   it('token auth, wrong password: the token server refuses it, and it is never shown', async () => {
-    const registry = await registryWith({ auth: 'token' });
+    const { registry } = await registryWith({ auth: 'token' });
     const wrong = newPassword();
     const issuedBefore = registry.issuedTokens.length;
 
@@ -159,7 +162,10 @@ describe('a run that fails for its credentials', () => {
 
   it('token auth, the token server withholds delete: clean stops, and no token it issued is shown', async () => {
     // Prepare
-    const registry = await registryWith({ auth: 'token', tokenWithholds: ['repository:web/app:delete'] });
+    const { registry, stale } = await registryWith({
+      auth: 'token',
+      tokenWithholds: ['repository:web/app:delete'],
+    });
     const { username = '', password = '' } = registry.credentials ?? {};
     const issuedBefore = registry.issuedTokens.length;
 
@@ -186,7 +192,7 @@ describe('a run that fails for its credentials', () => {
     expect(result.stderr).toMatch(
       /^error: clean stopped before deleting anything: the registry does not let the\s+account "janitor" delete in web\/app/m,
     );
-    expect(await headManifest(registry, 'web/app', 'old')).toBeDefined();
+    expect(await headManifest(registry, 'web/app', 'old')).toBe(stale);
 
     expect(secretLeaks(everything(result), { username, password, tokens: registry.issuedTokens })).toEqual(
       [],
@@ -196,7 +202,7 @@ describe('a run that fails for its credentials', () => {
   it('token auth with a key in the realm URL: --verbose logs each request with the key masked', async () => {
     // Prepare
     const key = newPassword();
-    const registry = await registryWith({ auth: 'token', tokenRealmQuery: `?access_token=${key}` });
+    const { registry } = await registryWith({ auth: 'token', tokenRealmQuery: `?access_token=${key}` });
     const { username = '', password = '' } = registry.credentials ?? {};
 
     // Act

@@ -8,24 +8,14 @@ import {
   isDigest,
   isRepositoryName,
   isTagName,
-  printable,
 } from '../domain/names.js';
 import type { DeleteCheck } from '../domain/plan.js';
 import { wholeNumber } from '../domain/quantity.js';
 import type { DeleteOutcome, FetchedManifest, Registry } from '../ports.js';
 import { redactText } from '../redact.js';
-import {
-  basicAuthorization,
-  type Challenge,
-  type Credentials,
-  DEFAULT_TOKEN_LIFETIME_SECONDS,
-  hasUserPassword,
-  parseChallenges,
-  TokenCache,
-} from './auth.js';
+import { type Credentials, hasUserPassword, RegistryAuth } from './auth.js';
 import {
   AuthError,
-  type AuthErrorCredentials,
   BodyTooLargeError,
   DELETES_DISABLED_FIX,
   DeleteRefusedError,
@@ -33,18 +23,25 @@ import {
   errorCode,
   READ_ONLY_FIX,
   RegistryError,
-  RegistryHttpError,
   RegistryRequestError,
   RegistryResponseError,
 } from './errors.js';
 import {
   abandon,
+  clip,
   composeDispatcher,
   createAgent,
   discard,
+  type HttpResponse,
+  httpError,
+  httpErrorFromText,
+  httpErrorWithoutBody,
+  isRecord,
+  isSuccess,
   type ReadBodyResult,
   readBody,
   readSnippet,
+  registryErrors,
   translateTransportError,
 } from './http.js';
 import { backoffMs, isRetryable, RETRY_STATUSES, type RetryOptions, retryAfterMs } from './retry.js';
@@ -59,7 +56,6 @@ export const MANIFEST_MEDIA_TYPES = [
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** A catalog page of 1000 names or an unpaginated tag list of a busy repository fits easily. */
 export const MAX_LISTING_BYTES = 32 * 1024 * 1024;
-const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
 /** 2.8.2 and later answer 400 to a larger `n`. */
 export const MAX_PAGE_SIZE = 1000;
 
@@ -124,8 +120,6 @@ interface Call {
   readonly accept?: string;
 }
 
-type HttpResponse = Dispatcher.ResponseData;
-
 const CATALOG_SCOPE = 'registry:catalog:*';
 const pullScope = (repository: string) => `repository:${repository}:pull`;
 const deleteScope = (repository: string) => `repository:${repository}:delete`;
@@ -145,10 +139,8 @@ export const CONCURRENCY = wholeNumber({ min: 1, max: 64 });
 export class RegistryClient implements Registry {
   readonly origin: string;
   readonly concurrency: number;
-  readonly #protocol: string;
   readonly #dispatcher: Dispatcher;
   readonly #owned: Dispatcher | undefined = undefined;
-  readonly #credentials: Credentials | undefined;
   readonly #deadline: AbortSignal | undefined;
   readonly #timeoutMs: number;
   readonly #retry: RetryOptions;
@@ -158,15 +150,11 @@ export class RegistryClient implements Registry {
   readonly #onInvalidName: RegistryClientOptions['onInvalidName'];
   readonly #now: () => number;
   readonly #onRequest: RegistryClientOptions['onRequest'];
-  readonly #onToken: RegistryClientOptions['onToken'];
-  readonly #tokens: TokenCache;
-  readonly #tokenRequests = new Map<string, Promise<{ token: string; expiresIn: number }>>();
-  #scheme: 'unknown' | 'basic' | 'bearer' = 'unknown';
+  readonly #auth: RegistryAuth;
 
   constructor(options: RegistryClientOptions) {
     const url = parseRegistryUrl(options.url);
     this.origin = url.origin;
-    this.#protocol = url.protocol;
     const concurrency = positiveInteger(options.concurrency, 'concurrency');
     this.concurrency = concurrency;
     this.#timeoutMs = positiveInteger(options.requestTimeoutMs ?? 30_000, 'requestTimeoutMs');
@@ -180,15 +168,22 @@ export class RegistryClient implements Registry {
       invalidOption('pageSize', options.pageSize, `at most ${MAX_PAGE_SIZE}`);
     }
     this.#maxPages = positiveInteger(options.maxPages ?? 10_000, 'maxPages');
-    this.#credentials = checkCredentials(options.credentials);
     this.#deadline = options.deadline;
     this.#userAgent = options.userAgent ?? 'registry-janitor';
     this.#onInvalidName = options.onInvalidName;
     this.#now = options.now ?? Date.now;
     this.#onRequest = options.onRequest;
-    this.#onToken = options.onToken;
-    this.#tokens = new TokenCache(this.#now);
-    if (this.#credentials && !hasUserPassword(this.#credentials)) this.#scheme = 'bearer';
+    this.#auth = new RegistryAuth({
+      origin: this.origin,
+      credentials: checkCredentials(options.credentials),
+      now: this.#now,
+      onToken: options.onToken,
+      transport: {
+        request: (origin, path, authorization) =>
+          this.#request(origin, 'GET', path, 'application/json', authorization),
+        read: (response, limit, what, url) => this.#read(response, limit, what, 'GET', url),
+      },
+    });
 
     let base = options.dispatcher;
     if (!base) {
@@ -248,7 +243,7 @@ export class RegistryClient implements Registry {
 
       const what = `manifest ${name}@${ref}`;
       checkContentLength(response, MAX_MANIFEST_BYTES, what);
-      const content = await this.#read(response, MAX_MANIFEST_BYTES, what, 'GET', path);
+      const content = await this.#read(response, MAX_MANIFEST_BYTES, what, 'GET', `${this.origin}${path}`);
       const digest = content.digest as Digest;
       const sent = headerDigest(response, what);
       if (sent !== undefined && sent !== digest) throw new DigestMismatchError(what, sent, digest);
@@ -285,7 +280,7 @@ export class RegistryClient implements Registry {
 
       const what = `blob ${name}@${blob}`;
       checkContentLength(response, limit, what);
-      const content = await this.#read(response, limit, what, 'GET', path);
+      const content = await this.#read(response, limit, what, 'GET', `${this.origin}${path}`);
       if (content.digest !== blob) throw new DigestMismatchError(what, blob, content.digest);
       return content.bytes;
     });
@@ -339,8 +334,8 @@ export class RegistryClient implements Registry {
     const denied = (how: string): DeleteCheck => ({
       status: 'denied',
       repository: name,
-      problem: `the registry does not let ${this.#account()} delete in ${name} (${how})`,
-      fix: this.#credentials
+      problem: `the registry does not let ${this.#auth.account()} delete in ${name} (${how})`,
+      fix: this.#auth.hasCredentials
         ? `Give the account delete permission on the repository (scope ${scope}), or log in as one that has it.`
         : `Log in as an account with delete permission on the repository (scope ${scope}).`,
     });
@@ -406,7 +401,13 @@ export class RegistryClient implements Registry {
         }
         if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', current);
 
-        const content = await this.#read(response, MAX_LISTING_BYTES, `GET ${current}`, 'GET', current);
+        const content = await this.#read(
+          response,
+          MAX_LISTING_BYTES,
+          `GET ${current}`,
+          'GET',
+          `${this.origin}${current}`,
+        );
         return { items: parseListing(content.bytes, field, current), link: nextLink(response.headers.link) };
       });
       if (answer === undefined) return;
@@ -460,12 +461,12 @@ export class RegistryClient implements Registry {
     limit: number,
     what: string,
     method: Method,
-    path: string,
+    url: string,
   ): Promise<ReadBodyResult> {
     try {
       return await readBody(response.body, limit, what);
     } catch (error) {
-      throw translateTransportError(error, method, `${this.origin}${path}`, this.#deadline);
+      throw translateTransportError(error, method, url, this.#deadline);
     }
   }
 
@@ -506,156 +507,14 @@ export class RegistryClient implements Registry {
 
   /** Sends a request with the credentials the registry wants, answering one 401 challenge. */
   async #send(call: Call): Promise<HttpResponse> {
-    const sentAuthorization = this.#preemptiveAuthorization(call.scope);
-    const first = await this.#request(this.origin, call.method, call.path, call.accept, sentAuthorization);
+    const sent = this.#auth.authorize(call);
+    const first = await this.#request(this.origin, call.method, call.path, call.accept, sent);
     if (first.statusCode !== 401) return first;
 
-    const challenges = parseChallenges(first.headers['www-authenticate']);
-    await discard(first.body);
-    const authorization = await this.#answerChallenge(call, challenges, sentAuthorization);
+    const authorization = await this.#auth.onChallenge(call, first, sent);
     const second = await this.#request(this.origin, call.method, call.path, call.accept, authorization);
     if (second.statusCode !== 401) return second;
-    await discard(second.body);
-    if (this.#scheme === 'bearer') this.#tokens.delete(call.scope);
-    const insufficient = parseChallenges(second.headers['www-authenticate']).some(
-      (challenge) => challenge.scheme === 'bearer' && challenge.params.get('error') === 'insufficient_scope',
-    );
-    throw this.#authError(
-      call,
-      insufficient
-        ? `did not grant ${this.#account()} ${call.scope} (401 insufficient_scope)`
-        : `rejected ${this.#credentialPhrase()} (401 after answering the challenge)`,
-    );
-  }
-
-  #preemptiveAuthorization(scope: string): string | undefined {
-    const credentials = this.#credentials;
-    if (credentials && !hasUserPassword(credentials)) return `Bearer ${credentials.token}`;
-    if (this.#scheme === 'basic' && hasUserPassword(credentials)) {
-      return basicAuthorization(credentials.username, credentials.password);
-    }
-    if (this.#scheme === 'bearer') {
-      const token = this.#tokens.get(scope);
-      if (token) return `Bearer ${token}`;
-    }
-    return undefined;
-  }
-
-  async #answerChallenge(call: Call, challenges: Challenge[], sent: string | undefined): Promise<string> {
-    const credentials = this.#credentials;
-    if (credentials && !hasUserPassword(credentials)) {
-      throw this.#authError(call, 'rejected the bearer token (401)');
-    }
-    const bearer = challenges.find((challenge) => challenge.scheme === 'bearer');
-    if (bearer) {
-      this.#scheme = 'bearer';
-      const granted = bearer.params.get('scope') || call.scope;
-      this.#tokens.alias(call.scope, granted);
-      const cached = this.#tokens.exact(granted);
-      if (cached && `Bearer ${cached}` !== sent) return `Bearer ${cached}`;
-      const { token, expiresIn } = await this.#fetchToken(call, bearer, granted);
-      this.#tokens.set(call.scope, granted, token, expiresIn);
-      return `Bearer ${token}`;
-    }
-    if (challenges.some((challenge) => challenge.scheme === 'basic')) {
-      if (!hasUserPassword(credentials)) {
-        throw this.#authError(call, 'requires a username and password (Basic) and none were given');
-      }
-      const authorization = basicAuthorization(credentials.username, credentials.password);
-      if (sent === authorization) throw this.#authError(call, 'rejected the username and password (401)');
-      this.#scheme = 'basic';
-      return authorization;
-    }
-    const offered =
-      challenges.map((challenge) => challenge.scheme).join(', ') || 'no WWW-Authenticate challenge';
-    throw this.#authError(
-      call,
-      `answered 401 with an authentication scheme the client does not support (${offered})`,
-    );
-  }
-
-  #fetchToken(
-    call: Call,
-    challenge: Challenge,
-    scope: string,
-  ): Promise<{ token: string; expiresIn: number }> {
-    const realm = challenge.params.get('realm') ?? '';
-    const service = challenge.params.get('service');
-    const key = JSON.stringify([realm, service, scope]);
-    const pending = this.#tokenRequests.get(key);
-    if (pending) return pending;
-    const request = this.#requestToken(call, realm, service, scope).finally(() =>
-      this.#tokenRequests.delete(key),
-    );
-    this.#tokenRequests.set(key, request);
-    return request;
-  }
-
-  async #requestToken(
-    call: Call,
-    realm: string,
-    service: string | undefined,
-    scope: string,
-  ): Promise<{ token: string; expiresIn: number }> {
-    let url: URL;
-    try {
-      url = new URL(realm);
-    } catch {
-      throw this.#authError(call, 'sent a Bearer challenge without a usable realm URL');
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-      throw this.#authError(
-        call,
-        `sent a Bearer challenge with a ${url.protocol} realm; only http(s) is supported`,
-      );
-    }
-    const credentials = this.#credentials;
-    const withCredentials = hasUserPassword(credentials);
-    if (withCredentials && url.protocol === 'http:' && this.#protocol === 'https:') {
-      throw this.#authError(
-        call,
-        `named the token server ${url.origin} over plain http; refusing to send credentials there from an https registry`,
-      );
-    }
-    if (service !== undefined) url.searchParams.set('service', service);
-    for (const part of scope.split(' ').filter(Boolean)) url.searchParams.append('scope', part);
-    const where = `${url.origin}${url.pathname}`;
-    const path = `${url.pathname}${url.search}`;
-
-    const authorization = withCredentials
-      ? basicAuthorization(credentials.username, credentials.password)
-      : undefined;
-    const response = await this.#request(url.origin, 'GET', path, 'application/json', authorization);
-    if (response.statusCode === 401 || response.statusCode === 403) {
-      await discard(response.body);
-      throw new AuthError(
-        `the token server ${where} refused ${this.#credentialPhrase()} for scope ${scope} (${response.statusCode})`,
-        'GET',
-        where,
-        this.#credentialKind(),
-      );
-    }
-    if (!isSuccess(response.statusCode)) throw await httpError(response, 'GET', where);
-    const content = await this.#read(response, MAX_TOKEN_RESPONSE_BYTES, `token from ${where}`, 'GET', where);
-    let body: unknown;
-    try {
-      body = JSON.parse(Buffer.from(content.bytes).toString('utf8'));
-    } catch (error) {
-      throw new RegistryResponseError('RJ_BAD_RESPONSE', `the token server ${where} sent invalid JSON`, {
-        cause: error,
-      });
-    }
-    const record = isRecord(body) ? body : {};
-    const token = typeof record.token === 'string' && record.token ? record.token : record.access_token;
-    if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
-      throw new RegistryResponseError('RJ_BAD_RESPONSE', `the token server ${where} sent no usable token`);
-    }
-    this.#onToken?.(token);
-    const expiresIn =
-      typeof record.expires_in === 'number' && Number.isFinite(record.expires_in) && record.expires_in > 0
-        ? record.expires_in
-        : DEFAULT_TOKEN_LIFETIME_SECONDS;
-    return { token, expiresIn };
+    throw await this.#auth.onRejected(call, second);
   }
 
   async #request(
@@ -693,35 +552,6 @@ export class RegistryClient implements Registry {
       told(errorCode(translated) ?? 'error');
       throw translated;
     }
-  }
-
-  #credentialKind(): AuthErrorCredentials {
-    if (!this.#credentials) return 'none';
-    return hasUserPassword(this.#credentials) ? 'username-password' : 'token';
-  }
-
-  #credentialPhrase(): string {
-    const kind = this.#credentialKind();
-    if (kind === 'none') return 'anonymous access';
-    return kind === 'token' ? 'the bearer token' : 'the username and password';
-  }
-
-  /** Who the registry sees: the account's name, never a secret. */
-  #account(): string {
-    const credentials = this.#credentials;
-    if (!credentials) return 'anonymous access';
-    return hasUserPassword(credentials)
-      ? `the account ${printable(credentials.username)}`
-      : 'the bearer token';
-  }
-
-  #authError(call: Call, problem: string): AuthError {
-    return new AuthError(
-      `the registry at ${this.origin} ${problem} for ${call.method} ${call.path}`,
-      call.method,
-      call.path,
-      this.#credentialKind(),
-    );
   }
 }
 
@@ -782,10 +612,6 @@ function invalidOption(name: string, value: unknown, expected: string): never {
     'RJ_INVALID_OPTIONS',
     `registry client option ${name} must be ${expected}; got ${String(value)}`,
   );
-}
-
-function isSuccess(status: number): boolean {
-  return status >= 200 && status < 300;
 }
 
 function firstHeader(response: HttpResponse, name: string): string | undefined {
@@ -864,64 +690,9 @@ export function nextLink(header: string | string[] | undefined): string | undefi
   return undefined;
 }
 
-interface RegistryErrorEntry {
-  readonly code: string;
-  readonly message?: string;
-}
-
 /** Which refusal a 405 to a DELETE is: plain text in read-only mode, `UNSUPPORTED` with deletes disabled. */
 function deleteRefusal(text: string): 'RJ_DELETE_DISABLED' | 'RJ_READ_ONLY' | undefined {
   const errors = registryErrors(text);
   if (errors === undefined) return 'RJ_READ_ONLY';
   return errors.some((error) => error.code === 'UNSUPPORTED') ? 'RJ_DELETE_DISABLED' : undefined;
-}
-
-/** The `errors` of a registry JSON error body; undefined when the body is not one. */
-function registryErrors(text: string): RegistryErrorEntry[] | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(parsed) || !Array.isArray(parsed.errors)) return undefined;
-  return parsed.errors.flatMap((entry: unknown) =>
-    isRecord(entry) && typeof entry.code === 'string'
-      ? [{ code: entry.code, ...(typeof entry.message === 'string' ? { message: entry.message } : {}) }]
-      : [],
-  );
-}
-
-async function httpError(response: HttpResponse, method: Method, path: string): Promise<RegistryHttpError> {
-  return httpErrorFromText(response, method, path, await readSnippet(response.body));
-}
-
-function httpErrorFromText(
-  response: HttpResponse,
-  method: Method,
-  path: string,
-  text: string,
-): RegistryHttpError {
-  const first = registryErrors(text)?.[0];
-  return new RegistryHttpError({
-    method,
-    path,
-    status: response.statusCode,
-    ...(first ? { registryCode: clip(first.code, 64) } : {}),
-    ...(first?.message ? { registryMessage: clip(first.message, 200) } : {}),
-  });
-}
-
-function httpErrorWithoutBody(response: HttpResponse, method: Method, path: string): RegistryHttpError {
-  return new RegistryHttpError({ method, path, status: response.statusCode });
-}
-
-function clip(text: string, length: number): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters from the registry are removed
-  const single = text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
-  return single.length > length ? `${single.slice(0, length)}…` : single;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

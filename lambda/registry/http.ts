@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Agent, type Dispatcher, interceptors } from 'undici';
-import { BodyTooLargeError, errorCode, RegistryError, RegistryRequestError } from './errors.js';
+import {
+  BodyTooLargeError,
+  errorCode,
+  RegistryError,
+  RegistryHttpError,
+  RegistryRequestError,
+} from './errors.js';
 
 export const MAX_REDIRECTIONS = 5;
 
@@ -36,7 +42,8 @@ export function composeDispatcher(base: Dispatcher): Dispatcher {
   return base.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
 }
 
-export type ResponseBody = Dispatcher.ResponseData['body'];
+export type HttpResponse = Dispatcher.ResponseData;
+export type ResponseBody = HttpResponse['body'];
 
 export interface ReadBodyResult {
   readonly bytes: Uint8Array;
@@ -115,4 +122,72 @@ export function translateTransportError(
   if (TIMEOUT_CODES.has(code)) return new RegistryRequestError('RJ_TIMEOUT', method, url, { cause: error });
   if (TLS_CODE.test(code)) return new RegistryRequestError('RJ_TLS', method, url, { cause: error });
   return new RegistryRequestError('RJ_NETWORK', method, url, { cause: error });
+}
+
+export function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+interface RegistryErrorEntry {
+  readonly code: string;
+  readonly message?: string;
+}
+
+/** The `errors` of a registry JSON error body; undefined when the body is not one. */
+export function registryErrors(text: string): RegistryErrorEntry[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(parsed) || !Array.isArray(parsed.errors)) return undefined;
+  return parsed.errors.flatMap((entry: unknown) =>
+    isRecord(entry) && typeof entry.code === 'string'
+      ? [{ code: entry.code, ...(typeof entry.message === 'string' ? { message: entry.message } : {}) }]
+      : [],
+  );
+}
+
+/** The error for an answer the call does not expect, with the registry's own error code when it sent one. */
+export async function httpError(
+  response: HttpResponse,
+  method: string,
+  path: string,
+): Promise<RegistryHttpError> {
+  return httpErrorFromText(response, method, path, await readSnippet(response.body));
+}
+
+export function httpErrorFromText(
+  response: HttpResponse,
+  method: string,
+  path: string,
+  text: string,
+): RegistryHttpError {
+  const first = registryErrors(text)?.[0];
+  return new RegistryHttpError({
+    method,
+    path,
+    status: response.statusCode,
+    ...(first ? { registryCode: clip(first.code, 64) } : {}),
+    ...(first?.message ? { registryMessage: clip(first.message, 200) } : {}),
+  });
+}
+
+export function httpErrorWithoutBody(
+  response: HttpResponse,
+  method: string,
+  path: string,
+): RegistryHttpError {
+  return new RegistryHttpError({ method, path, status: response.statusCode });
+}
+
+export function clip(text: string, length: number): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters from the registry are removed
+  const single = text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return single.length > length ? `${single.slice(0, length)}…` : single;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -193,6 +193,26 @@ describe('Bearer token flow', () => {
     });
   });
 
+  it('names the token server alone when its answer stalls mid-body', async () => {
+    // Prepare
+    const tokens = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' });
+      res.write('{"token":"par');
+    });
+    const registry = await serve((_req, res) => {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${tokens.origin}/token",service="reg"` }).end();
+    });
+    const client = clientFor(registry, { requestTimeoutMs: 500 });
+
+    // Act
+    const error = await client.listRepositories().catch((e: unknown) => e);
+
+    // Assess
+    const message = (error as Error).message;
+    expect(message).toContain(`${tokens.origin}/token`);
+    expect(message).not.toContain(`${registry.origin}http`);
+  });
+
   it('throws AuthError when a static bearer token is refused', async () => {
     // Prepare
     const registry = await serve((_req, res) => {
