@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ENV } from '../../lambda/aws/environment.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
 import type { FunctionReport } from '../../lambda/report/function.js';
-import { headManifest } from '../support/images.js';
+import { headManifest, type PushedImage } from '../support/images.js';
 import { type RunSecrets, secretLeaks } from '../support/leaks.js';
 import { tagLinkPath } from '../support/storage.js';
 import { lambdaContext, sampleEvent } from './events.js';
@@ -29,6 +29,8 @@ async function closedPort(): Promise<number> {
 
 describe('what the function sends out', () => {
   let fixture: HandlerFixture;
+  /** The stale image the run would delete. */
+  let v1: PushedImage;
   afterEach(async () => {
     await fixture?.close();
   });
@@ -44,7 +46,7 @@ describe('what the function sends out', () => {
         .on(GetSecretValueCommand, { SecretId: SECRET })
         .resolves({ SecretString: JSON.stringify(secret) });
     }
-    await fixture.pushOld('web/app', 'v1', 30);
+    v1 = await fixture.pushOld('web/app', 'v1', 30);
     await fixture.pushOld('web/app', 'v2', 20);
     await fixture.pushOld('web/app', 'v3', 10);
     return fixture;
@@ -99,7 +101,7 @@ describe('what the function sends out', () => {
       expect.stringMatching(/-req-wrong\.json$/),
       expect.stringMatching(/-req-wrong\.html$/),
     ]);
-    expect(await headManifest(fixture.reg, 'web/app', 'v1')).toBeDefined();
+    expect(await headManifest(fixture.reg, 'web/app', 'v1')).toBe(v1.digest);
     expectNoLeak(report, { username: 'janitor', password });
   });
 
@@ -147,7 +149,7 @@ describe('what the function sends out', () => {
         expect.stringMatching(/^the registry does not let the account "janitor" delete in web\/app \(/),
       ],
     });
-    expect(await headManifest(fixture.reg, 'web/app', 'v1')).toBeDefined();
+    expect(await headManifest(fixture.reg, 'web/app', 'v1')).toBe(v1.digest);
     expectNoLeak(report, { ...fixture.reg.credentials, tokens: fixture.reg.issuedTokens });
   });
 
