@@ -738,8 +738,10 @@ async function cycle(
   else if (blockedBy !== undefined) notes.push(`garbage collection skipped: ${blockedBy}`);
 
   const gc = run.garbageCollection;
+  // Where commands outlive the run (SSM), one that SSM stopped killed the script before it could bring the
+  // registry back; a local runner's script does that itself when stopped.
   const recovery =
-    gc.ran && gc.state === 'finished' && gc.interrupted && ports.host
+    gc.ran && gc.state === 'finished' && gc.interrupted && ports.host && ports.resume
       ? await recoverAfter(
           ports.host,
           params,
