@@ -54,7 +54,10 @@ export interface HostParameter {
   readonly variable?: string;
   /** The `cdk.json` context key. */
   readonly context?: string;
-  /** The construct's prop; `showsDefault`: unset, the function is given the script's default, so it is seen. */
+  /**
+   * The construct's prop. With `showsDefault`, an unset prop still gives the function the script's default, so
+   * the function's configuration shows the value in use.
+   */
   readonly prop?: { readonly name: string; readonly showsDefault?: true };
 }
 
