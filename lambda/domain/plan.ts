@@ -1,3 +1,4 @@
+import { Interner } from './interning.js';
 import type { Inventory, Manifest, Repository } from './inventory.js';
 import type { Digest } from './names.js';
 import { describeRule, type Policy, type Rule, ruleFor } from './policy.js';
@@ -173,21 +174,26 @@ function unscannedRepository(repository: Repository, ruleText: string): Reposito
   };
 }
 
+const NO_TAGS: readonly string[] = Object.freeze([]);
+
 /** The repository's manifests as nodes in digest order, each with its tags in name order, and its role. */
 function nodesOf(repository: Repository): Map<Digest, Node> {
   // Which reason wins, and how deletions are grouped, must not depend on the order the inventory lists them in.
+  const tagsOf = new Map<Digest, string[]>();
+  for (const tag of [...repository.tags].sort((a, b) => byCodePoint(a.name, b.name))) {
+    const tags = tagsOf.get(tag.digest);
+    if (tags) tags.push(tag.name);
+    else tagsOf.set(tag.digest, [tag.name]);
+  }
   const nodes = new Map<Digest, Node>();
   for (const manifest of [...repository.manifests].sort((a, b) => byCodePoint(a.digest, b.digest))) {
     nodes.set(manifest.digest, {
       manifest,
-      tags: [],
+      tags: tagsOf.get(manifest.digest) ?? NO_TAGS,
       parents: [],
       role: 'untagged',
       subject: manifest.subject,
     });
-  }
-  for (const tag of [...repository.tags].sort((a, b) => byCodePoint(a.name, b.name))) {
-    nodes.get(tag.digest)?.tags.push(tag.name);
   }
   classifyRoles(nodes);
   return nodes;
@@ -246,7 +252,7 @@ function keepDependents(
   }
 }
 
-function planRepository(repository: Repository, rule: Rule, now: number): RepositoryPlan {
+function planRepository(repository: Repository, rule: Rule, now: number, strings: Interner): RepositoryPlan {
   const ruleText = describeRule(rule);
   if (repository.error !== undefined) return unscannedRepository(repository, ruleText);
 
@@ -296,23 +302,32 @@ function planRepository(repository: Repository, rule: Rule, now: number): Reposi
     });
   }
 
+  // A plan of 300,000 manifests lives as long as the run: its reasons are shared and flat, and its entries
+  // plain objects of one shape each.
+  const reason = (text: string | undefined) => strings.string(text ?? '');
   return {
     name: repository.name,
     rule: ruleText,
     tags: repository.tags.map((tag) => {
-      const { decision, reason } = tagDecisions.get(tag.name) ?? { decision: 'keep', reason: '' };
-      return { tag: tag.name, digest: tag.digest, decision, reason };
+      const { decision, reason: why } = tagDecisions.get(tag.name) ?? { decision: 'keep', reason: '' };
+      return { tag: tag.name, digest: tag.digest, decision, reason: reason(why) };
     }),
-    manifests: [...nodes.values()].map((node) => ({
-      digest: node.manifest.digest,
-      kind: node.manifest.kind,
-      role: node.role,
-      tags: node.tags,
-      decision: node.decision ?? 'keep',
-      reason: node.reason ?? '',
-      ...(node.clock?.time ? { time: node.clock.time } : {}),
-      ...(node.clock && node.clock.warnings.length > 0 ? { warnings: node.clock.warnings } : {}),
-    })),
+    manifests: [...nodes.values()].map((node): ManifestDecision => {
+      const { digest, kind } = node.manifest;
+      const { role, tags } = node;
+      const decision = node.decision ?? 'keep';
+      const why = reason(node.reason);
+      const time = node.clock?.time;
+      const warnings = node.clock?.warnings;
+      if (warnings !== undefined && warnings.length > 0) {
+        return time
+          ? { digest, kind, role, tags, decision, reason: why, time, warnings }
+          : { digest, kind, role, tags, decision, reason: why, warnings };
+      }
+      return time
+        ? { digest, kind, role, tags, decision, reason: why, time }
+        : { digest, kind, role, tags, decision, reason: why };
+    }),
     deletions: deletionUnits(nodes, referrersOf),
   };
 }
@@ -339,7 +354,7 @@ function deletionUnits(
       if (dependent.decision === 'delete' && !assigned.has(dependent.manifest.digest))
         collect(dependent, steps);
     }
-    steps.push({ digest: node.manifest.digest, tags: [...node.tags] });
+    steps.push({ digest: node.manifest.digest, tags: node.tags });
   };
   const candidates = [...nodes.values()]
     .filter((node) => node.decision === 'delete')
@@ -356,8 +371,9 @@ function deletionUnits(
 /** Decides, for every tag and digest of the inventory, keep or delete and why. Pure: no I/O, no clock. */
 export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
   const nowMs = now.getTime();
+  const strings = new Interner();
   const repositories = inventory.repositories.map((repository) =>
-    planRepository(repository, ruleFor(policy, repository.name), nowMs),
+    planRepository(repository, ruleFor(policy, repository.name), nowMs, strings),
   );
   const count = <T extends { decision: Decision }>(items: readonly T[], decision: Decision) =>
     items.filter((item) => item.decision === decision).length;

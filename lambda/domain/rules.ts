@@ -35,7 +35,7 @@ export interface Clocked {
 /** One manifest of the repository being planned, with what the rules found out about it so far. */
 export interface Node {
   readonly manifest: Manifest;
-  readonly tags: string[];
+  readonly tags: readonly string[];
   /** The subject this manifest is a referrer of (by `subject` field or by a referrer-form tag). */
   subject?: Digest;
   /** Indexes that list this manifest as a child. */
