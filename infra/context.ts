@@ -4,14 +4,13 @@ import type { Construct } from 'constructs';
 import { distance } from '../lambda/domain/edit-distance.js';
 import { buildPolicy, PolicyError } from '../lambda/domain/policy.js';
 import { decimalNumber } from '../lambda/domain/quantity.js';
-import { HOST_PARAMETERS } from '../lambda/host/script.js';
+import { hostSettings } from '../lambda/host/script.js';
 import { EXECUTION_TIMEOUT_SECONDS } from '../lambda/host/ssm-runner.js';
 import { INSTANCE_ID } from '../lambda/identifiers.js';
-import type { HostParams } from '../lambda/ports.js';
 import { redactText } from '../lambda/redact.js';
 import { registryOrigin } from '../lambda/registry/address.js';
 
-/** The context keys the stack reads (cdk.json, or `-c key=value`). */
+/** The context keys the stack reads (cdk.json, or `-c key=value`), beside the host settings' (CONTEXT_KEYS). */
 export const CONTEXT = {
   stackName: 'stackName',
   registryUrl: 'registryUrl',
@@ -32,10 +31,6 @@ export const CONTEXT = {
   securityGroupId: 'securityGroupId',
   policy: 'policy',
   emergencyPolicy: 'emergencyPolicy',
-  gcMode: 'gcMode',
-  container: 'container',
-  registryConfigPath: 'registryConfigPath',
-  storageRoot: 'storageRoot',
   dryRun: 'dryRun',
   maxDelete: 'maxDelete',
   logRetentionDays: 'logRetentionDays',
@@ -44,6 +39,12 @@ export const CONTEXT = {
 } as const;
 
 export type ContextKey = (typeof CONTEXT)[keyof typeof CONTEXT];
+
+/** Every key the stack reads: CONTEXT's, and the host script's settings' from its parameter table. */
+export const CONTEXT_KEYS: readonly string[] = [
+  ...Object.values(CONTEXT),
+  ...hostSettings('context').map((setting) => setting.context),
+];
 
 /** The values cdk.json ships with for the keys every deployment must set. */
 export const PLACEHOLDERS: Readonly<Partial<Record<ContextKey, string>>> = {
@@ -153,21 +154,21 @@ class ContextReader {
 
   constructor(private readonly scope: Construct) {}
 
-  private raw(key: ContextKey): unknown {
+  private raw(key: string): unknown {
     const value: unknown = this.scope.node.tryGetContext(key);
     return value === null || (typeof value === 'string' && value.trim() === '') ? undefined : value;
   }
 
-  private has(key: ContextKey): boolean {
+  private has(key: string): boolean {
     return this.problems.some((problem) => problem.startsWith(`${key}:`));
   }
 
-  expected(key: ContextKey, accepted: string, value: unknown): undefined {
+  expected(key: string, accepted: string, value: unknown): undefined {
     this.problems.push(`${key}: expected ${accepted}, got ${got(value)}`);
     return undefined;
   }
 
-  string(key: ContextKey): string | undefined {
+  string(key: string): string | undefined {
     const value = this.raw(key);
     if (value === undefined) return undefined;
     if (typeof value === 'string') return value.trim();
@@ -175,7 +176,7 @@ class ContextReader {
   }
 
   /** A string that `accepts`, described by `accepted`. */
-  matching(key: ContextKey, accepts: Accepts, accepted: string): string | undefined {
+  matching(key: string, accepts: Accepts, accepted: string): string | undefined {
     const value = this.string(key);
     if (value === undefined || test(accepts, value)) return value;
     return this.expected(key, accepted, value);
@@ -297,14 +298,6 @@ class ContextReader {
     return value;
   }
 
-  /** A value the host script takes, checked against the script's own pattern. */
-  hostParameter(key: ContextKey, param: keyof HostParams): string | undefined {
-    const value = this.string(key);
-    const parameter = HOST_PARAMETERS.find((p) => p.param === param);
-    if (value === undefined || parameter === undefined || parameter.pattern.test(value)) return value;
-    return this.expected(key, parameter.description, value);
-  }
-
   /** One of CloudWatch Logs' retention periods, in days. */
   retentionDays(key: ContextKey): number | undefined {
     const value = this.number(key);
@@ -366,7 +359,7 @@ class ContextReader {
 
   /** Keys that look like a misspelt key the stack reads: a value set there would be ignored silently. */
   misspeltKeys(): void {
-    const known: readonly string[] = Object.values(CONTEXT);
+    const known = CONTEXT_KEYS;
     for (const key of Object.keys(this.scope.node.getAllContext())) {
       if (known.includes(key) || key.includes(':') || key.startsWith('@')) continue;
       const near = known
@@ -404,10 +397,8 @@ export interface StackSettings {
   };
   readonly policy: Record<string, unknown>;
   readonly emergencyPolicy?: Record<string, unknown>;
-  readonly gcMode?: 'online' | 'stopped';
-  readonly container?: string;
-  readonly registryConfigPath?: string;
-  readonly storageRoot?: string;
+  /** The construct's props for the host script's settings, by prop name, each checked as the script checks it. */
+  readonly hostProps: Readonly<Record<string, string>>;
   readonly dryRun?: boolean;
   readonly maxDelete?: number;
   readonly logRetentionDays?: number;
@@ -527,10 +518,11 @@ export function readSettings(scope: Construct): StackSettings {
   }
   const policy = context.policy(CONTEXT.policy, true);
   const emergencyPolicy = context.policy(CONTEXT.emergencyPolicy, false);
-  const gcMode = context.matching(CONTEXT.gcMode, /^(online|stopped)$/, 'online or stopped');
-  const container = context.hostParameter(CONTEXT.container, 'container');
-  const registryConfigPath = context.hostParameter(CONTEXT.registryConfigPath, 'registryConfig');
-  const storageRoot = context.hostParameter(CONTEXT.storageRoot, 'storageRoot');
+  const hostProps: Record<string, string> = {};
+  for (const setting of hostSettings('context')) {
+    const value = context.matching(setting.context, setting.pattern, setting.description);
+    if (value !== undefined && setting.prop !== undefined) hostProps[setting.prop.name] = value;
+  }
   const dryRun = context.boolean(CONTEXT.dryRun);
   const maxDelete = context.wholeNumber(
     CONTEXT.maxDelete,
@@ -580,10 +572,7 @@ export function readSettings(scope: Construct): StackSettings {
       vpcId !== undefined && subnetIds !== undefined ? { vpcId, subnetIds, securityGroupId } : undefined,
     policy,
     emergencyPolicy,
-    gcMode: gcMode as StackSettings['gcMode'],
-    container,
-    registryConfigPath,
-    storageRoot,
+    hostProps,
     dryRun,
     maxDelete,
     logRetentionDays,

@@ -10,7 +10,7 @@ import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
 import { CONTEXT, readSettings } from './context.js';
 import { RegistryJanitor, type RegistryJanitorProps } from './registry-janitor.js';
 
-export { CONTEXT, ContextError } from './context.js';
+export { CONTEXT, CONTEXT_KEYS, ContextError } from './context.js';
 
 export const DEFAULT_STACK_NAME = 'RegistryJanitor';
 
@@ -53,10 +53,7 @@ export class RegistryJanitorStack extends Stack {
       diskAlarmThresholdPercent: settings.diskThresholdPercent,
       diskAlarmName: `${this.stackName}${DISK_ALARM_SUFFIX}`,
       notificationEmail: settings.notificationEmail,
-      gcMode: settings.gcMode,
-      container: settings.container,
-      registryConfigPath: settings.registryConfigPath,
-      storageRoot: settings.storageRoot,
+      ...settings.hostProps,
       dryRun: settings.dryRun,
       maxDelete: settings.maxDelete,
       logRetention: settings.logRetentionDays as logs.RetentionDays | undefined,

@@ -3,6 +3,7 @@ import {
   type Command,
   OPTIONS,
   type OptionName,
+  type OptionValues,
   type ParsedArgs,
   UsageError,
   unknownWord,
@@ -22,7 +23,7 @@ import {
 import { DAY_MS, duration, type Quantity, wholeNumber } from './domain/quantity.js';
 import { parseSavedPlan } from './domain/saved-plan.js';
 import { errorMessage } from './error-message.js';
-import { HostParameterError, hostEnvironment } from './host/script.js';
+import { type HostSetting, hostSettings, readHostParams } from './host/script.js';
 import { INSTANCE_ID, REGION, S3_BUCKET, SSM_DOCUMENT } from './identifiers.js';
 import type { HostParams } from './ports.js';
 import { registryOrigin, withoutCredentials } from './registry/address.js';
@@ -95,14 +96,12 @@ const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_TIMEOUT = '1h';
 // Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay fires at once.
 export const TIMEOUT = duration({ positive: true, max: 24 * DAY_MS, examples: ['30m', '2h'] });
-const REGISTRY_PORT = wholeNumber({ min: 1, max: 65_535 });
 /** The flags that set fields of the command line's rule. */
 const RULE_FLAGS: Partial<Record<keyof RuleInput, OptionName>> = {
   keepLast: 'keep-last',
   keepDays: 'keep-days',
   keepTags: 'keep-tag',
 };
-const UPLOAD_WAIT = duration({ max: DAY_MS, examples: ['0', '90s', '5m'] });
 
 /** A flag's value read by its quantity; a problem names the flag. */
 function readFlag(
@@ -354,82 +353,38 @@ async function resolveCredentials(
   }
 }
 
-type HostFlags = {
-  gc?: string;
-  'gc-mode'?: string;
-  container?: string;
-  'registry-config'?: string;
-  'no-restart'?: boolean;
-  'instance-id'?: string;
-  region?: string;
-  'ssm-document'?: string;
-  'ssm-output-bucket'?: string;
-  'storage-from-host'?: boolean;
-  'registry-port'?: string;
-  'upload-wait'?: string;
-  'lock-file'?: string;
-  'log-dir'?: string;
-};
+const SSM_FLAGS = ['instance-id', 'region', 'ssm-document', 'ssm-output-bucket'] as const;
 
-const HOST_FLAGS: Record<string, string> = {
-  container: '--container',
-  registryConfig: '--registry-config',
-  gcMode: '--gc-mode',
-  registryPort: '--registry-port',
-  uploadWaitSeconds: '--upload-wait',
-  lockFile: '--lock-file',
-  logDir: '--log-dir',
-};
+/** A host setting's flag read into the text the script takes; a problem names the flag. */
+function readHostFlag(setting: HostSetting<'flag'>, v: OptionValues, problems: string[]): string | undefined {
+  const { name, sets, seconds } = setting.flag;
+  const given = v[name];
+  if (given === undefined || given === false || Array.isArray(given)) return undefined;
+  if (given === true) return sets;
+  let text = given;
+  if (seconds !== undefined) {
+    const ms = readFlag(name, given, seconds, problems);
+    if (ms === undefined) return undefined;
+    text = String(Math.round(ms / 1000));
+  }
+  if (setting.pattern.test(text)) return text;
+  problems.push(`--${name}: expected ${setting.description}, got ${JSON.stringify(given)}`);
+  return undefined;
+}
 
 /** Where and how the host script runs, from --gc, --storage-from-host and the host flags. */
-function hostConfig(v: HostFlags, problems: string[]): HostConfig | undefined {
-  const wanted = (v.gc !== undefined && v.gc !== 'none') || v['storage-from-host'] === true;
-  const ssmFlags = (['instance-id', 'region', 'ssm-document', 'ssm-output-bucket'] as const).filter(
-    (f) => v[f] !== undefined,
-  );
+function hostConfig(v: OptionValues & { gc: string }, problems: string[]): HostConfig | undefined {
+  const wanted = v.gc !== 'none' || v['storage-from-host'] === true;
+  const ssmFlags = SSM_FLAGS.filter((f) => v[f] !== undefined);
   const runner = v.gc === 'ssm' || (v.gc !== 'local' && ssmFlags.length > 0) ? 'ssm' : 'local';
   if (!wanted) {
-    const hostFlags = [
-      'container',
-      'registry-config',
-      'gc-mode',
-      'no-restart',
-      'registry-port',
-      'upload-wait',
-      'lock-file',
-      'log-dir',
-    ] as const;
+    const hostFlags = hostSettings('flag').map((setting) => setting.flag.name);
     for (const flag of [...ssmFlags, ...hostFlags]) {
       if (v[flag] !== undefined) problems.push(`--${flag}: only with --gc local|ssm or --storage-from-host`);
     }
     return undefined;
   }
-  if (v['gc-mode'] !== undefined && !['online', 'stopped'].includes(v['gc-mode'])) {
-    problems.push(`--gc-mode: expected online or stopped, got ${JSON.stringify(v['gc-mode'])}`);
-  }
-  const params: { -readonly [K in keyof HostParams]: HostParams[K] } = {
-    ...(v.container !== undefined ? { container: v.container } : {}),
-    ...(v['registry-config'] !== undefined ? { registryConfig: v['registry-config'] } : {}),
-    ...(v['gc-mode'] === 'online' || v['gc-mode'] === 'stopped' ? { gcMode: v['gc-mode'] } : {}),
-    ...(v['no-restart'] ? { restart: false } : {}),
-    ...(v['lock-file'] !== undefined ? { lockFile: v['lock-file'] } : {}),
-    ...(v['log-dir'] !== undefined ? { logDir: v['log-dir'] } : {}),
-  };
-  const registryPort = readFlag('registry-port', v['registry-port'], REGISTRY_PORT, problems);
-  if (registryPort !== undefined) params.registryPort = registryPort;
-  const uploadWaitMs = readFlag('upload-wait', v['upload-wait'], UPLOAD_WAIT, problems);
-  if (uploadWaitMs !== undefined) params.uploadWaitSeconds = Math.round(uploadWaitMs / 1000);
-  try {
-    hostEnvironment('collect', params);
-  } catch (error) {
-    if (!(error instanceof HostParameterError)) throw error;
-    // The script names its variables; a person typed flags.
-    problems.push(
-      ...error.problems.map((p) =>
-        p.replace(/^(\w+) \(RJ_\w+\)/, (m, param: string) => HOST_FLAGS[param] ?? m),
-      ),
-    );
-  }
+  const params = readHostParams('flag', (setting) => readHostFlag(setting, v, problems));
   if (runner === 'local') {
     if (ssmFlags.length > 0) problems.push(`--${ssmFlags[0]}: only with --gc ssm`);
     return { runner, params };

@@ -1,3 +1,4 @@
+import { Interner } from './domain/interning.js';
 import type { Inventory, Manifest, Repository, Tag } from './domain/inventory.js';
 import { IMAGE_CONFIG_TYPES, parseConfigCreated, parseManifest } from './domain/manifest.js';
 import type { Digest } from './domain/names.js';
@@ -30,6 +31,11 @@ export interface ScanOptions {
 }
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/**
+ * Repositories scanned at once. Each holds its manifests as they arrive until its model is built; the request
+ * limit (`concurrency`) is what keeps the registry busy, so more at once only holds more in memory.
+ */
+const REPOSITORIES_AT_ONCE = 16;
 
 export interface Scanned {
   readonly inventory: Inventory;
@@ -57,21 +63,27 @@ export async function scan(options: ScanOptions): Promise<Scanned> {
       : { stored: listed, all: catalog };
   const selected = all.filter(repositoryFilter(options.include ?? [], options.exclude ?? []));
   const configs = new Map<Digest, Promise<string | undefined>>();
+  // One copy of each digest, media type and blob reference for the whole inventory.
+  const interner = new Interner();
+  const repositoriesAtOnce = createLimit(REPOSITORIES_AT_ONCE);
   let done = 0;
   const repositories = await Promise.all(
-    selected.map(async (name) => {
-      const repository = await scanRepository(name, {
-        registry,
-        limit,
-        stored: stored?.get(name),
-        storageVisible: stored !== undefined,
-        storage: options.storage,
-        configs,
-      });
-      done += 1;
-      options.progress?.update(`scanned ${done}/${selected.length} repositories`);
-      return repository;
-    }),
+    selected.map((name) =>
+      repositoriesAtOnce(async () => {
+        const repository = await scanRepository(name, {
+          registry,
+          limit,
+          stored: stored?.get(name),
+          storageVisible: stored !== undefined,
+          storage: options.storage,
+          configs,
+          interner,
+        });
+        done += 1;
+        options.progress?.update(`scanned ${done}/${selected.length} repositories`);
+        return repository;
+      }),
+    ),
   );
   const storedBlobs = options.storage?.listBlobs ? await options.storage.listBlobs() : undefined;
   const inventory: Inventory = {
@@ -79,7 +91,9 @@ export async function scan(options: ScanOptions): Promise<Scanned> {
     scannedAt,
     catalogComplete: selected.length === all.length,
     repositories,
-    ...(storedBlobs ? { storedBlobs: [...storedBlobs].map(([digest, size]) => ({ digest, size })) } : {}),
+    ...(storedBlobs
+      ? { storedBlobs: [...storedBlobs].map(([digest, size]) => interner.blob({ digest, size })) }
+      : {}),
   };
   return { inventory, catalog: all };
 }
@@ -152,6 +166,7 @@ interface RepositoryContext {
   readonly storageVisible: boolean;
   readonly storage: StorageLister | undefined;
   readonly configs: Map<Digest, Promise<string | undefined>>;
+  readonly interner: Interner;
 }
 
 /** Where one repository's tags and manifests are read: the registry's API, or storage when it is visible. */
@@ -238,11 +253,14 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
           pushed === undefined && parsed.config && IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)
             ? await configCreated(name, parsed.config.digest, context)
             : undefined;
-        manifests.set(digest, {
-          ...parsed,
-          ...(pushed !== undefined ? { pushedAt: pushed } : {}),
-          ...(created !== undefined ? { created } : {}),
-        });
+        manifests.set(
+          digest,
+          context.interner.manifest({
+            ...parsed,
+            ...(pushed !== undefined ? { pushedAt: pushed } : {}),
+            ...(created !== undefined ? { created } : {}),
+          }),
+        );
         // Children and subjects belong to the same repository; a missing subject is checked, not assumed gone.
         await Promise.all([
           ...parsed.children.map((child) => load(child.digest)),
@@ -254,7 +272,7 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
     };
 
     await source.eachTag(async (tag, manifest) => {
-      tags.push(tag);
+      tags.push(context.interner.tag(tag));
       await load(tag.digest, manifest);
     });
     await Promise.all((stored?.revisions ?? []).map((revision) => load(revision.digest)));
@@ -273,7 +291,7 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
         )
           return;
         const created = await configCreated(name, config.digest, context);
-        if (created !== undefined) manifests.set(digest, { ...manifest, created });
+        if (created !== undefined) manifests.set(digest, context.interner.manifest({ ...manifest, created }));
       }),
     );
     found.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));

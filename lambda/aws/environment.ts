@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { buildPolicy, type Policy, PolicyError } from '../domain/policy.js';
 import { duration, type Quantity, wholeNumber } from '../domain/quantity.js';
-import { HostParameterError, hostEnvironment } from '../host/script.js';
+import { readHostParams } from '../host/script.js';
 import { EXECUTION_TIMEOUT_SECONDS } from '../host/ssm-runner.js';
 import { ARN, INSTANCE_ID, S3_BUCKET, SSM_DOCUMENT } from '../identifiers.js';
 import type { HostParams } from '../ports.js';
@@ -10,7 +10,8 @@ import { CONCURRENCY } from '../registry/client.js';
 
 /**
  * The function's environment variables: the contract between the CDK construct (which sets them) and the
- * handler (which reads them once per container). Names are exported so the construct uses the same ones.
+ * handler (which reads them once per container). Names are exported so the construct uses the same ones; the
+ * host script's settings have theirs in its parameter table (HOST_PARAMETERS).
  */
 export const ENV = {
   registryUrl: 'REGISTRY_URL',
@@ -18,12 +19,6 @@ export const ENV = {
   instanceId: 'INSTANCE_ID',
   ssmDocument: 'SSM_DOCUMENT_NAME',
   bucket: 'OUTPUT_BUCKET',
-  container: 'REGISTRY_CONTAINER',
-  registryConfig: 'REGISTRY_CONFIG_PATH',
-  storageRoot: 'REGISTRY_STORAGE_ROOT',
-  gcMode: 'GC_MODE',
-  hostLockFile: 'HOST_LOCK_FILE',
-  hostLogDir: 'HOST_LOG_DIR',
   policy: 'POLICY_JSON',
   emergencyPolicy: 'EMERGENCY_POLICY_JSON',
   dryRun: 'DRY_RUN',
@@ -130,24 +125,9 @@ export function readFunctionConfig(env: NodeJS.ProcessEnv): FunctionConfig {
   const topicArn = check(ENV.topicArn, ARN, 'an SNS topic ARN');
   const diskAlarmName = get(ENV.diskAlarmName);
 
-  const gcMode = get(ENV.gcMode);
-  if (gcMode !== undefined && gcMode !== 'online' && gcMode !== 'stopped') {
-    problems.push(`${ENV.gcMode}: expected online or stopped, got ${JSON.stringify(gcMode)}`);
-  }
-  const host: HostParams = {
-    ...(get(ENV.container) ? { container: get(ENV.container) } : {}),
-    ...(get(ENV.registryConfig) ? { registryConfig: get(ENV.registryConfig) } : {}),
-    ...(get(ENV.storageRoot) ? { storageRoot: get(ENV.storageRoot) } : {}),
-    ...(gcMode === 'online' || gcMode === 'stopped' ? { gcMode } : {}),
-    ...(get(ENV.hostLockFile) ? { lockFile: get(ENV.hostLockFile) } : {}),
-    ...(get(ENV.hostLogDir) ? { logDir: get(ENV.hostLogDir) } : {}),
-  };
-  try {
-    hostEnvironment('collect', host);
-  } catch (error) {
-    if (error instanceof HostParameterError) problems.push(...error.problems);
-    else throw error;
-  }
+  const host = readHostParams('variable', (setting) =>
+    check(setting.variable, setting.pattern, setting.description),
+  );
 
   const policyDocument = json(get(ENV.policy), ENV.policy, problems);
   const emergencyDocument = json(get(ENV.emergencyPolicy), ENV.emergencyPolicy, problems);

@@ -19,14 +19,22 @@ export interface Reclaim {
   readonly unreferencedBytes?: number;
 }
 
-/** Every blob the garbage collector keeps for a manifest: the manifest itself and what it references. */
+/**
+ * Calls `visit` for every blob the garbage collector keeps for a manifest: the manifest itself and what it
+ * references.
+ */
+export function eachBlob(manifest: Manifest, visit: (digest: Digest, size: number) => void): void {
+  visit(manifest.digest, manifest.size);
+  if (manifest.config) visit(manifest.config.digest, manifest.config.size);
+  for (const layer of manifest.layers) visit(layer.digest, layer.size);
+  for (const child of manifest.children) visit(child.digest, child.size);
+}
+
+/** Every blob the garbage collector keeps for a manifest, as a list. */
 export function blobsOf(manifest: Manifest): BlobRef[] {
-  return [
-    { digest: manifest.digest, size: manifest.size },
-    ...(manifest.config ? [manifest.config] : []),
-    ...manifest.layers,
-    ...manifest.children,
-  ];
+  const blobs: BlobRef[] = [];
+  eachBlob(manifest, (digest, size) => blobs.push({ digest, size }));
+  return blobs;
 }
 
 /**
@@ -38,30 +46,34 @@ export function countedSize(inventory: Inventory): (blob: BlobRef) => number | u
   return stored ? (blob) => stored.get(blob.digest) : (blob) => blob.size;
 }
 
+/** Marks, in reclaim's one map of blobs, a blob some kept manifest references. */
+const KEPT = -1;
+
 /**
  * The bytes the garbage collector frees once the given manifests are deleted: blobs referenced by deleted
  * manifests and by no kept manifest in any scanned repository. Blobs are shared across repositories on disk,
  * so a blob kept anywhere counts as not freed.
  */
 export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, ReadonlySet<Digest>>): Reclaim {
-  const keptBlobs = new Set<Digest>();
-  const candidates = new Map<Digest, BlobRef>();
+  // One entry per blob: KEPT once a kept manifest references it, else the size a deleted manifest declares.
+  const blobState = new Map<Digest, number>();
   for (const repository of inventory.repositories) {
     const gone = deleted.get(repository.name);
     for (const manifest of repository.manifests) {
       const isDeleted = gone?.has(manifest.digest) === true;
-      for (const blob of blobsOf(manifest)) {
-        if (isDeleted) candidates.set(blob.digest, blob);
-        else keptBlobs.add(blob.digest);
-      }
+      eachBlob(manifest, (digest, size) => {
+        if (!isDeleted) blobState.set(digest, KEPT);
+        else if (blobState.get(digest) !== KEPT) blobState.set(digest, size);
+      });
     }
   }
   const sizeOf = countedSize(inventory);
   let bytes = 0;
   let blobs = 0;
-  for (const [digest, blob] of candidates) {
-    const freed = sizeOf(blob);
-    if (keptBlobs.has(digest) || freed === undefined) continue;
+  for (const [digest, size] of blobState) {
+    if (size === KEPT) continue;
+    const freed = sizeOf({ digest, size });
+    if (freed === undefined) continue;
     bytes += freed;
     blobs += 1;
   }
@@ -82,7 +94,7 @@ export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, Reado
   if (exact && inventory.storedBlobs) {
     unreferencedBytes = 0;
     for (const blob of inventory.storedBlobs) {
-      if (!keptBlobs.has(blob.digest) && !candidates.has(blob.digest)) unreferencedBytes += blob.size;
+      if (!blobState.has(blob.digest)) unreferencedBytes += blob.size;
     }
   }
   return { bytes, blobs, exact, caveats, ...(unreferencedBytes !== undefined ? { unreferencedBytes } : {}) };

@@ -21,8 +21,8 @@ describe('the function configuration', () => {
   it('passes the host lock file and log directory to the host script', () => {
     const config = readFunctionConfig({
       ...valid,
-      [ENV.hostLockFile]: '/run/lock/janitor.lock',
-      [ENV.hostLogDir]: '/srv/logs/janitor',
+      HOST_LOCK_FILE: '/run/lock/janitor.lock',
+      HOST_LOG_DIR: '/srv/logs/janitor',
     });
 
     expect(config.host).toEqual({ lockFile: '/run/lock/janitor.lock', logDir: '/srv/logs/janitor' });
@@ -52,12 +52,12 @@ describe('the function configuration', () => {
       problemsOf({
         ...valid,
         [ENV.registryUrl]: 'ftp://registry',
-        [ENV.hostLogDir]: 'relative/logs',
+        HOST_LOG_DIR: 'relative/logs',
         [ENV.gcWaitSeconds]: '5',
       }),
     ).toEqual([
       'REGISTRY_URL: expected an http:// or https:// address with no path, got "ftp://registry"',
-      expect.stringMatching(/^logDir \(RJ_LOG_DIR\) .*: expected an absolute path/),
+      `HOST_LOG_DIR: expected an absolute path of 2 to 256 characters from A-Z a-z 0-9 '.' '_' '/' '-', without '..', got "relative/logs"`,
       'GC_WAIT_SECONDS: expected a number of seconds or a duration of at least 10s and at most 14m such as 600, 10m or 7m30s, got "5"',
     ]);
   });

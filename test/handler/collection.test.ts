@@ -208,7 +208,7 @@ describe('a garbage collection that outlasts the function', () => {
   it('with the registry stopped to collect, the next run changes nothing and says why', async () => {
     fixture = await startHandlerFixture({
       gate: true,
-      env: { [ENV.gcMode]: 'stopped', [ENV.gcWaitSeconds]: '10' },
+      env: { GC_MODE: 'stopped', [ENV.gcWaitSeconds]: '10' },
     });
     await seed(fixture);
     const clock = runnerClock(fixture);
@@ -358,7 +358,7 @@ describe('a garbage collection that SSM stops', () => {
   it('on its TimedOut event, runs recover, which starts the registry its killed watchdog left stopped, then verifies', async () => {
     // Prepare: a stopped-mode collection left running, then killed by SSM with its watchdog
     fixture = await startHandlerFixture({
-      env: { [ENV.gcMode]: 'stopped', [ENV.gcWaitSeconds]: '10', [ENV.executionTimeoutSeconds]: '900' },
+      env: { GC_MODE: 'stopped', [ENV.gcWaitSeconds]: '10', [ENV.executionTimeoutSeconds]: '900' },
       docker: { holdGarbageCollect: 'once' },
     });
     await seed(fixture);
@@ -367,11 +367,11 @@ describe('a garbage collection that SSM stops', () => {
       lambdaContext('req-first'),
     );
     const commandId = first.pendingCommandId ?? '';
-    const marker = await readMarker(fixture.env[ENV.hostLogDir] ?? '');
+    const marker = await readMarker(fixture.env.HOST_LOG_DIR ?? '');
     if (!marker) throw new Error('the collection left no marker');
     await fixture.fake.interrupt(commandId, 'TimedOut');
     process.kill(-marker.pid, 'SIGKILL');
-    await lockReleased(fixture.env[ENV.hostLockFile] ?? '');
+    await lockReleased(fixture.env.HOST_LOCK_FILE ?? '');
     const leftStopped = !fixture.reg.isRunning();
 
     // Act
@@ -428,7 +428,7 @@ describe('a garbage collection that SSM stops', () => {
     );
     const commandId = first.pendingCommandId ?? '';
     await fixture.fake.interrupt(commandId, 'Cancelled');
-    await lockReleased(fixture.env[ENV.hostLockFile] ?? '');
+    await lockReleased(fixture.env.HOST_LOCK_FILE ?? '');
     const calls = await fixture.docker.calls();
     const restartedByWatchdog = calls
       .slice(calls.findIndex((argv) => argv.includes('garbage-collect')))

@@ -201,8 +201,8 @@ export async function startHandlerFixture(options: FixtureOptions = {}): Promise
     [ENV.metricsNamespace]: NAMESPACE,
     [ENV.diskAlarmName]: DISK_ALARM,
     [ENV.policy]: JSON.stringify({ defaults: { keepLast: 2, untaggedGrace: '1h' } }),
-    [ENV.hostLockFile]: join(dir, 'janitor.lock'),
-    [ENV.hostLogDir]: join(dir, 'logs'),
+    HOST_LOCK_FILE: join(dir, 'janitor.lock'),
+    HOST_LOG_DIR: join(dir, 'logs'),
     ...options.env,
   };
   const lines: string[] = [];

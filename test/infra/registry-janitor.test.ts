@@ -152,12 +152,12 @@ describe('the function', () => {
       [ENV.instanceId]: INSTANCE_ID,
       [ENV.ssmDocument]: { Ref: logicalId(stack, janitor.document) },
       [ENV.bucket]: { Ref: logicalId(stack, janitor.outputBucket) },
-      [ENV.container]: 'registry-1',
-      [ENV.registryConfig]: '/etc/distribution/config.yml',
-      [ENV.storageRoot]: '/data',
-      [ENV.gcMode]: 'stopped',
-      [ENV.hostLockFile]: '/run/janitor.lock',
-      [ENV.hostLogDir]: '/var/log/janitor',
+      REGISTRY_CONTAINER: 'registry-1',
+      REGISTRY_CONFIG_PATH: '/etc/distribution/config.yml',
+      REGISTRY_STORAGE_ROOT: '/data',
+      GC_MODE: 'stopped',
+      HOST_LOCK_FILE: '/run/janitor.lock',
+      HOST_LOG_DIR: '/var/log/janitor',
       [ENV.policy]: '{"defaults":{"keepLast":10,"keepTags":["^latest$"]}}',
       [ENV.emergencyPolicy]: '{"defaults":{"keepLast":2}}',
       [ENV.dryRun]: 'true',
@@ -203,8 +203,8 @@ describe('the function', () => {
         ENV.instanceId,
         ENV.ssmDocument,
         ENV.bucket,
-        ENV.container,
-        ENV.gcMode,
+        'REGISTRY_CONTAINER',
+        'GC_MODE',
         ENV.policy,
         ENV.dryRun,
         ENV.topicArn,
@@ -216,8 +216,8 @@ describe('the function', () => {
     );
     expect(variables[ENV.executionTimeoutSeconds]).toBe('3600');
     expect(variables[ENV.dryRun]).toBe('false');
-    expect(variables[ENV.gcMode]).toBe('online');
-    expect(variables[ENV.container]).toBe('registry');
+    expect(variables.GC_MODE).toBe('online');
+    expect(variables.REGISTRY_CONTAINER).toBe('registry');
     expect(variables[ENV.metricsNamespace]).toBe('RegistryJanitor');
   });
 
@@ -857,7 +857,7 @@ describe('props the construct refuses', () => {
     [{ policy: {} }, /the function would refuse its configuration:\n- .*no retention rule/],
     [
       { container: 'registry; reboot' },
-      /container \(RJ_CONTAINER\) "registry; reboot": expected a container name/,
+      /- REGISTRY_CONTAINER: expected a container name or id: .*, got "registry; reboot"$/m,
     ],
     [{ instanceId: 'registry-host' }, /INSTANCE_ID: expected an EC2 instance id/],
     [{ maxDelete: 2.5 }, /MAX_DELETE: expected a whole number ≥ 0, got "2.5"/],
