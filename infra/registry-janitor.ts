@@ -22,7 +22,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { ConfigurationError, ENV, readFunctionConfig } from '../lambda/aws/environment.js';
+import { ConfigurationError, ENV, readFunctionConfig } from '../lambda/aws/function-config.js';
 import { PENDING_KEY, RUNS_PREFIX } from '../lambda/aws/history.js';
 import { SSM_OUTPUT_PREFIX } from '../lambda/aws/host-commands.js';
 import { LEASE_KEY } from '../lambda/aws/lease.js';

@@ -10,15 +10,15 @@ import {
   scanSelection,
   withDeleteCheck,
 } from './cleanup.js';
+import { type CliConfig, loadCliConfig } from './cli-config.js';
 import { EXIT, type GuardedIo, outputWidth, usageFailure } from './cli-io.js';
 import { type ParsedArgs, UsageError } from './command-line.js';
-import { type CliConfig, loadCliConfig } from './config.js';
 import { printable } from './domain/names.js';
 import { cleanWouldStop, type Plan } from './domain/plan.js';
 import { selectionWarnings } from './domain/selection.js';
 import { type Usage, usage } from './domain/usage.js';
 import { errorMessage } from './error-message.js';
-import { HostStorage } from './host/inventory.js';
+import { HostStorage } from './host/host-storage.js';
 import { LocalRunner } from './host/local-runner.js';
 import type { HostRunner, StorageLister } from './ports.js';
 import type { Redactor } from './redact.js';

@@ -3,8 +3,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { ConfigurationError, ENV, type FunctionConfig, readFunctionConfig } from './aws/environment.js';
 import { parseEvent, requestFor } from './aws/events.js';
+import { ConfigurationError, ENV, type FunctionConfig, readFunctionConfig } from './aws/function-config.js';
 import { S3History } from './aws/history.js';
 import { type RunnerTuning, SsmHostCommands } from './aws/host-commands.js';
 import { S3RunLease } from './aws/lease.js';
@@ -15,7 +15,7 @@ import { cleanup, outcomeOf } from './cleanup.js';
 import { printable } from './domain/names.js';
 import { usage } from './domain/usage.js';
 import { describeError } from './error-message.js';
-import { HostStorage } from './host/inventory.js';
+import { HostStorage } from './host/host-storage.js';
 import { ARN } from './identifiers.js';
 import type {
   HostAction,

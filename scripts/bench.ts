@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import type { Plan } from '../lambda/domain/plan.js';
-import { parseInventory } from '../lambda/host/inventory.js';
+import { parseInventory } from '../lambda/host/host-storage.js';
 import { LocalRunner } from '../lambda/host/local-runner.js';
 import { createLimit } from '../lambda/limit.js';
 import { formatBytes, table } from '../lambda/report/format.js';

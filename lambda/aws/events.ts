@@ -19,7 +19,7 @@ import {
 import { describeError } from '../error-message.js';
 import { SSM_COMMAND_ID } from '../identifiers.js';
 import type { CleanupRequest, CycleRequest } from '../request.js';
-import { ENV, type FunctionConfig } from './environment.js';
+import { ENV, type FunctionConfig } from './function-config.js';
 
 /** The input the stack's EventBridge Scheduler schedule delivers. */
 export const SCHEDULE_INPUT = { trigger: 'schedule' } as const;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TIMEOUT } from '../../lambda/config.js';
+import { TIMEOUT } from '../../lambda/cli-config.js';
 import { KEEP_DAYS, KEEP_LAST, UNTAGGED_GRACE } from '../../lambda/domain/policy.js';
 import { DAY_MS, formatDuration, type Quantity } from '../../lambda/domain/quantity.js';
 import { CONCURRENCY } from '../../lambda/registry/client.js';

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import type { RunnerTuning } from '../../lambda/aws/host-commands.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
 import { lockReleased, readMarker } from '../host/host-fixture.js';

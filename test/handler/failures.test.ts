@@ -5,7 +5,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { AccessDeniedException, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
 import { createHandler } from '../../lambda/handler.js';
 import { headManifest } from '../support/images.js';

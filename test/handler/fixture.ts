@@ -19,7 +19,7 @@ import {
   type ServiceOutputTypes as SnsOutput,
 } from '@aws-sdk/client-sns';
 import { type AwsStub, mockClient } from 'aws-sdk-client-mock';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import { PENDING_KEY } from '../../lambda/aws/history.js';
 import { createHandler, type Handler, type HandlerDeps } from '../../lambda/handler.js';
 import { documentContent } from '../../lambda/host/ssm-runner.js';

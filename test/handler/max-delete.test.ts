@@ -1,6 +1,6 @@
 import 'aws-sdk-client-mock-vitest/extend';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
 import { headManifest } from '../support/images.js';
 import { blobSizes } from '../support/storage.js';

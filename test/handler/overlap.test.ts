@@ -13,7 +13,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import { PENDING_KEY } from '../../lambda/aws/history.js';
 import { LEASE_KEY } from '../../lambda/aws/lease.js';
 import { METRICS } from '../../lambda/aws/metrics.js';

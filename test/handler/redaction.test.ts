@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import { METRICS } from '../../lambda/aws/metrics.js';
 import type { FunctionReport } from '../../lambda/report/function.js';
 import { headManifest, type PushedImage } from '../support/images.js';

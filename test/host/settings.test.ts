@@ -8,9 +8,9 @@ import {
   DEFAULT_STACK_NAME,
   RegistryJanitorStack,
 } from '../../infra/registry-janitor-stack.js';
-import { ConfigurationError, ENV, readFunctionConfig } from '../../lambda/aws/environment.js';
+import { ConfigurationError, ENV, readFunctionConfig } from '../../lambda/aws/function-config.js';
+import { loadCliConfig } from '../../lambda/cli-config.js';
 import { OPTIONS, parseArgv } from '../../lambda/command-line.js';
-import { loadCliConfig } from '../../lambda/config.js';
 import { type HostParameter, hostEnvironment, hostSettings } from '../../lambda/host/script.js';
 import type { HostParams } from '../../lambda/ports.js';
 import { runCli } from '../cli-runner.js';

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HostInventoryError, HostStorage, parseInventory } from '../../lambda/host/inventory.js';
+import { HostInventoryError, HostStorage, parseInventory } from '../../lambda/host/host-storage.js';
 import { parseHostOutput } from '../../lambda/host/summary.js';
 import type { HostRun } from '../../lambda/ports.js';
 

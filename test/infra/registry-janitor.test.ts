@@ -13,7 +13,7 @@ import type { IConstruct } from 'constructs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { diskUsedQuery, RegistryJanitorPropsError } from '../../infra/registry-janitor.js';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import { PENDING_KEY } from '../../lambda/aws/history.js';
 import { LEASE_KEY } from '../../lambda/aws/lease.js';
 import { METRICS, REGISTRY_DIMENSION } from '../../lambda/aws/metrics.js';

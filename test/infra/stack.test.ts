@@ -11,7 +11,7 @@ import {
   DEFAULT_STACK_NAME,
   RegistryJanitorStack,
 } from '../../infra/registry-janitor-stack.js';
-import { ENV } from '../../lambda/aws/environment.js';
+import { ENV } from '../../lambda/aws/function-config.js';
 import { sampleEvent } from '../handler/events.js';
 import {
   cdkJsonContext,

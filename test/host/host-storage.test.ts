@@ -5,7 +5,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../lambda/domain/plan.js';
 import { buildPolicy } from '../../lambda/domain/policy.js';
-import { HostStorage } from '../../lambda/host/inventory.js';
+import { HostStorage } from '../../lambda/host/host-storage.js';
 import { LocalRunner } from '../../lambda/host/local-runner.js';
 import { parseHostOutput } from '../../lambda/host/summary.js';
 import type { StorageLister, StoredRepository } from '../../lambda/ports.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigurationError, ENV, readFunctionConfig } from '../../lambda/aws/environment.js';
+import { ConfigurationError, ENV, readFunctionConfig } from '../../lambda/aws/function-config.js';
 
 const valid = {
   [ENV.registryUrl]: 'https://registry.internal:5000',
