@@ -192,16 +192,18 @@ on_exit() {
 
 # --- inventory ------------------------------------------------------------------------------------------
 
-# Relative paths keep the output independent of where the storage is mounted. Both finds always run: a file
-# that vanished in the first must not cost the tags of the second. `%y` carries the fraction of a second that
-# `%Y` drops, in BusyBox's stat as in GNU's ("2024-02-03 04:05:06.123456789 +0000"); `%.9Y` is GNU's only.
+# One walk of the repositories: relative paths keep the output independent of where the storage is mounted.
+# The layer links and uploads in progress are skipped (a tag of that name is not: it is under _manifests).
+# Each link's mtime comes from `stat`, a tag link's digest from `grep`, both in batches. `%y` carries the
+# fraction of a second that `%Y` drops, in BusyBox's stat as in GNU's ("2024-02-03 04:05:06.123456789
+# +0000"); `%.9Y` is GNU's only.
 # shellcheck disable=SC2016
 INVENTORY_FIND='[ -d "$1" ] || exit 0
 cd "$1" || exit 1
-rc=0
-find . \( -type d -name _manifests -o -type f -path "*/_manifests/revisions/sha256/*/link" -o -type f -path "*/_manifests/tags/*/current/link" \) -exec stat -c "%Y %y %n" {} + || rc=1
-find . -type f -path "*/_manifests/tags/*/current/link" -exec grep -H . {} + || rc=1
-exit "$rc"'
+exec find . \( -name _layers -o -name _uploads \) ! -path "*/_manifests/*" -prune \
+  -o -type d -name _manifests -exec stat -c "%Y %y %n" {} + \
+  -o -type f -path "*/_manifests/revisions/sha256/*/link" -exec stat -c "%Y %y %n" {} + \
+  -o -type f -path "*/_manifests/tags/*/current/link" -exec stat -c "%Y %y %n" {} + -exec grep -H . {} +'
 
 # Turns the find output into "<repository> D|V|T ..." lines, push times as epoch seconds with the fraction
 # where there is one, checking every name against the registry's grammar; anything else, and a tag without a

@@ -18,6 +18,7 @@ import {
   revisionLinkPath,
   setRevisionPushTime,
   setTagPushTime,
+  startUpload,
   storageRoot,
 } from '../support/storage.js';
 import { type HostFixture, runScript, startHostFixture } from './host-fixture.js';
@@ -221,6 +222,42 @@ describe('the host script inventory against a real registry', () => {
         .sort(),
     ).toEqual(['latest', 'stable']);
     expect(listed.get('web')?.revisions.map((r) => r.digest)).toEqual([web.digest]);
+  });
+});
+
+describe('the host script inventory of tags named like the folders it skips', () => {
+  let host: HostFixture;
+  let image: PushedImage;
+
+  beforeAll(async () => {
+    host = await startHostFixture();
+    image = await pushImage(host.reg, 'app', 'v1');
+    for (const tag of ['_layers', '_uploads']) {
+      await putManifest(host.reg, 'app', tag, image.mediaType, image.manifest);
+    }
+    await startUpload(host.reg, 'app');
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('lists tags called _layers and _uploads, and nothing from the layer links or the upload in progress', async () => {
+    const run = await new LocalRunner({ env: host.docker.env }).run('inventory', host.params);
+    const listed = await new HostStorage({ run: async () => run }).list();
+
+    expect(run.summary).toMatchObject({ status: 'done', repositories: 1, revisions: 1, tags: 3, ignored: 0 });
+    expect(
+      listed
+        .get('app')
+        ?.tags.map((tag) => [tag.name, tag.digest])
+        .sort(),
+    ).toEqual([
+      ['_layers', image.digest],
+      ['_uploads', image.digest],
+      ['v1', image.digest],
+    ]);
+    expect(comparable(listed)).toEqual(comparable(await new FilesystemStorage(host.reg.root).list()));
   });
 });
 
