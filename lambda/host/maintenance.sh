@@ -154,6 +154,8 @@ log_dir=${RJ_LOG_DIR:-/var/log/registry-janitor}
 is_path "$log_dir" || invalid RJ_LOG_DIR "$DESCRIBE_PATH"
 
 repositories_dir=$root/docker/registry/v2/repositories
+# The largest config the scan reads (MAX_CONFIG_BYTES in lambda/scan.ts).
+MAX_CONFIG_BYTES=4194304
 blobs_dir=$root/docker/registry/v2/blobs
 
 # --- shared helpers -------------------------------------------------------------------------------------
@@ -264,11 +266,48 @@ END {
   printf "%d\n", ignored > ignored_file
 }'
 
-# Archives the blobs named on stdin (paths under the folder $1, built from checked digests only). A blob
-# that vanished meanwhile is left out: it is no manifest the registry could serve.
+# Picks, in each manifest file it reads, the config its manifest names: the first "digest" after a "config"
+# key whose value is an object, on that line or within the 20 lines after it. Only a well-formed digest
+# becomes a path under blobs/sha256; a wrong pick costs one blob of at most a config's size, which the scan
+# checks against its digest and uses only as the config the manifest names.
+# shellcheck disable=SC2016
+INVENTORY_CONFIGS='
+function found(s,   m, k, hex) {
+  if (!match(s, /"digest"[ \t\r]*:[ \t\r]*"sha256:[a-f0-9]+"/)) return 0
+  m = substr(s, RSTART, RLENGTH)
+  k = index(m, "sha256:")
+  hex = substr(m, k + 7, length(m) - k - 7)
+  if (length(hex) == 64) print substr(hex, 1, 2) "/" hex "/data"
+  return 1
+}
+FNR == 1 { seek = 0 }
+seek > 0 {
+  if (found($0) || ++seek > 20) seek = 0
+  next
+}
+{
+  s = $0
+  while ((i = index(s, "\"config\"")) > 0) {
+    s = substr(s, i + 8)
+    if (match(s, /^[ \t\r]*:[ \t\r]*[{]/)) {
+      if (!found(substr(s, RLENGTH + 1))) seek = 1
+      break
+    }
+  }
+}'
+
+# Archives the manifest blobs named on stdin (paths under the folder $1, built from checked digests only) and
+# the configs they name ($2 picks them) of at most $3 bytes, so that the scan reads build times from storage
+# too. A blob that vanished meanwhile is left out: it is nothing the registry could serve.
 # shellcheck disable=SC2016
 INVENTORY_ARCHIVE='cd "$1" || exit 1
-exec xargs tar -cf -'
+manifests=$(cat) || exit 1
+configs=$(printf "%s\n" "$manifests" | xargs awk "$2" 2>/dev/null | sort -u |
+  xargs -r stat -c "%s %n" 2>/dev/null | awk -v max="$3" "\$1 <= max { print \$2 }")
+{
+  printf "%s\n" "$manifests"
+  [ -z "$configs" ] || printf "%s\n" "$configs"
+} | sort -u | xargs tar -cf -'
 
 # shellcheck disable=SC2016
 INVENTORY_PRINT='
@@ -284,12 +323,13 @@ inventory_failed() {
   exit 1
 }
 
-# The manifest blobs listed in $tmp/manifests as a tar archive, gzip-compressed, in $tmp/manifests.gz.
+# The manifest blobs listed in $tmp/manifests and their configs as a tar archive, gzip-compressed, in
+# $tmp/manifests.gz.
 archive_manifests() {
   {
     archive_rc=0
-    docker exec -i "$container" sh -c "$INVENTORY_ARCHIVE" sh "$blobs_dir/sha256" \
-      <"$tmp/manifests" 2>"$tmp/docker.err" || archive_rc=1
+    docker exec -i "$container" sh -c "$INVENTORY_ARCHIVE" sh "$blobs_dir/sha256" "$INVENTORY_CONFIGS" \
+      "$MAX_CONFIG_BYTES" <"$tmp/manifests" 2>"$tmp/docker.err" || archive_rc=1
     echo "$archive_rc" >"$tmp/archive.rc"
   } | gzip -c >"$tmp/manifests.gz" || return 1
   read -r archive_rc <"$tmp/archive.rc"
