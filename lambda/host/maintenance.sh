@@ -16,6 +16,7 @@ action=
 action_json=null
 tmp=
 summary_printed=false
+archive_pid=
 # Docker's Go templates are built from this, so the text never holds a double brace: SSM reads those as
 # document parameter references.
 brace='{'
@@ -296,14 +297,21 @@ seek > 0 {
   }
 }'
 
-# Archives the manifest blobs named on stdin (paths under the folder $1, built from checked digests only) and
-# the configs they name ($2 picks them) of at most $3 bytes, so that the scan reads build times from storage
-# too. A blob that vanished meanwhile is left out: it is nothing the registry could serve.
+# Archives every manifest revision's blob of the repositories under $1 (a path under the blobs folder $2 for
+# each link whose digest is well-formed) and the configs they name ($3 picks them) of at most $4 bytes, so
+# that the scan reads build times from storage too. It walks the storage on its own, beside the listing: a
+# revision pushed between the two walks is in one only, and the scan sees it next time. A blob that vanished
+# meanwhile is left out: it is nothing the registry could serve.
 # shellcheck disable=SC2016
-INVENTORY_ARCHIVE='cd "$1" || exit 1
-manifests=$(cat) || exit 1
-configs=$(printf "%s\n" "$manifests" | xargs awk "$2" 2>/dev/null | sort -u |
-  xargs -r stat -c "%s %n" 2>/dev/null | awk -v max="$3" "\$1 <= max { print \$2 }")
+INVENTORY_ARCHIVE='cd "$1" 2>/dev/null || exit 0
+manifests=$(find . \( -name _layers -o -name _uploads \) ! -path "*/_manifests/*" -prune \
+  -o -type f -path "*/_manifests/revisions/sha256/*/link" -print | awk -F / "
+  NF >= 6 && \$(NF - 2) == \"sha256\" && \$(NF - 3) == \"revisions\" && length(\$(NF - 1)) == 64 &&
+    \$(NF - 1) !~ /[^a-f0-9]/ { print substr(\$(NF - 1), 1, 2) \"/\" \$(NF - 1) \"/data\" }" | sort -u)
+[ -n "$manifests" ] || exit 0
+cd "$2" || exit 1
+configs=$(printf "%s\n" "$manifests" | xargs awk "$3" 2>/dev/null | sort -u |
+  xargs -r stat -c "%s %n" 2>/dev/null | awk -v max="$4" "\$1 <= max { print \$2 }")
 {
   printf "%s\n" "$manifests"
   [ -z "$configs" ] || printf "%s\n" "$configs"
@@ -317,41 +325,48 @@ $2 == "T" { print "T " $3 " " $4 " " $5; tags++ }
 END { printf "%d %d %d\n", repositories, revisions, tags > counts_file }'
 
 inventory_failed() {
+  [ -z "$archive_pid" ] || kill "$archive_pid" 2>/dev/null || true
   note "inventory failed: $1"
   printf '{"registryJanitor":1,"action":"inventory","status":"failed","reason":"%s","durationSeconds":%s}\n' \
     "$(json_escape "$1")" "$(elapsed)"
   exit 1
 }
 
-# The manifest blobs listed in $tmp/manifests and their configs as a tar archive, gzip-compressed, in
-# $tmp/manifests.gz.
+# The manifest blobs and their configs as a tar archive, gzip-compressed, in $tmp/manifests.gz; what the
+# container said in $tmp/archive.err.
 archive_manifests() {
   {
     archive_rc=0
-    docker exec -i "$container" sh -c "$INVENTORY_ARCHIVE" sh "$blobs_dir/sha256" "$INVENTORY_CONFIGS" \
-      "$MAX_CONFIG_BYTES" <"$tmp/manifests" 2>"$tmp/docker.err" || archive_rc=1
+    docker exec "$container" sh -c "$INVENTORY_ARCHIVE" sh "$repositories_dir" "$blobs_dir/sha256" \
+      "$INVENTORY_CONFIGS" "$MAX_CONFIG_BYTES" 2>"$tmp/archive.err" || archive_rc=1
     echo "$archive_rc" >"$tmp/archive.rc"
   } | gzip -c >"$tmp/manifests.gz" || return 1
   read -r archive_rc <"$tmp/archive.rc"
   [ "$archive_rc" -eq 0 ] && return 0
   # tar goes on past a file that vanished, names it, and says so again at the end.
-  [ -s "$tmp/docker.err" ] &&
-    ! grep -v -e 'No such file or directory' -e 'previous errors' "$tmp/docker.err" >/dev/null
+  [ -s "$tmp/archive.err" ] &&
+    ! grep -v -e 'No such file or directory' -e 'previous errors' "$tmp/archive.err" >/dev/null
 }
 
 run_inventory() {
   for tool in docker gzip base64; do
     command -v "$tool" >/dev/null 2>&1 || inventory_failed "$tool is not installed on this host"
   done
+  # The two reads of the container run side by side: each waits mostly on the other side of docker exec.
+  archive_manifests &
+  archive_pid=$!
   container_read "$tmp/found" sh -c "$INVENTORY_FIND" sh "$repositories_dir" ||
     inventory_failed "$(with_error 'could not read the registry storage in the container')"
   : >"$tmp/blobs"
   awk -v ignored_file="$tmp/ignored" -v blobs_file="$tmp/blobs" "$INVENTORY_PARSE" "$tmp/found" >"$tmp/entries"
-  sort -u "$tmp/blobs" >"$tmp/manifests"
-  manifests=$(awk 'END { print NR }' "$tmp/manifests")
+  manifests=$(sort -u "$tmp/blobs" | awk 'END { print NR }')
+  archived=true
+  wait "$archive_pid" || archived=false
+  archive_pid=
+  [ "$archived" = true ] ||
+    inventory_failed "$(with_error 'could not read the manifests in the container' "$tmp/archive.err")"
   : >"$tmp/manifests.b64"
   if [ "$manifests" -gt 0 ]; then
-    archive_manifests || inventory_failed "$(with_error 'could not read the manifests in the container')"
     base64 "$tmp/manifests.gz" >"$tmp/manifests.b64"
   fi
   sort -k1,1 "$tmp/entries" >"$tmp/sorted"

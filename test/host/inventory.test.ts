@@ -154,7 +154,7 @@ describe('the host script inventory against a real registry', () => {
     expect(manifests.map(([, manifest]) => manifest?.digest)).toEqual(manifests.map(([digest]) => digest));
   });
 
-  it('reads the storage with two docker execs and prints compact lines before its summary', async () => {
+  it('reads the storage with two docker execs, side by side, and prints compact lines before its summary', async () => {
     const before = (await host.docker.calls()).length;
 
     const result = await host.run({ RJ_ACTION: 'inventory' });
@@ -172,7 +172,7 @@ describe('the host script inventory against a real registry', () => {
     const calls = (await host.docker.calls()).slice(before);
     expect(calls.map((call) => call.slice(0, 4))).toEqual([
       ['exec', 'registry', 'sh', '-c'],
-      ['exec', '-i', 'registry', 'sh'],
+      ['exec', 'registry', 'sh', '-c'],
     ]);
     const lines = result.stdout.trimEnd().split('\n');
     expect(
