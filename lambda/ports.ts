@@ -72,7 +72,10 @@ export interface StorageLister {
    * such blob. With it the scan reads no manifest through the API. Throws when the blob is not that manifest.
    */
   readManifest?(digest: Digest): Promise<Manifest | undefined>;
-  /** A blob (an image config) read from storage, at most maxBytes, checked against its digest; undefined when absent. */
+  /**
+   * A blob (an image config) read from storage, at most maxBytes, checked against its digest; undefined when
+   * absent, and the scan then asks the API for it.
+   */
   readBlob?(digest: Digest, maxBytes: number): Promise<Uint8Array | undefined>;
 }
 

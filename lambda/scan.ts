@@ -17,7 +17,6 @@ import {
 import { errorMessage } from './error-message.js';
 import { createLimit, type Limit } from './limit.js';
 import type { Progress, Registry, StorageLister, StoredRepository } from './ports.js';
-import { StoredBlobError } from './storage/blob-content.js';
 import { StorageRootError } from './storage/errors.js';
 
 export interface ScanOptions {
@@ -306,7 +305,10 @@ async function scanRepository(name: string, context: RepositoryContext): Promise
   }
 }
 
-/** An image config's build time: from storage when it can read blobs, else through the API. */
+/**
+ * An image config's build time: from storage when it holds the config (the host inventory carries the
+ * configs it found in the manifests), else through the API.
+ */
 function configCreated(
   repository: string,
   digest: Digest,
@@ -315,12 +317,11 @@ function configCreated(
   let created = context.configs.get(digest);
   if (!created) {
     const { storage } = context;
+    const throughApi = () =>
+      context.limit(() => context.registry.getBlob(repository, digest, MAX_CONFIG_BYTES));
     const body = storage?.readBlob
-      ? storage.readBlob(digest, MAX_CONFIG_BYTES).then((stored) => {
-          if (!stored) throw new StoredBlobError(`config ${digest} is not in storage`);
-          return stored;
-        })
-      : context.limit(() => context.registry.getBlob(repository, digest, MAX_CONFIG_BYTES));
+      ? storage.readBlob(digest, MAX_CONFIG_BYTES).then((stored) => stored ?? throughApi())
+      : throughApi();
     created = body.then(parseConfigCreated);
     context.configs.set(digest, created);
     created.catch(() => context.configs.delete(digest));

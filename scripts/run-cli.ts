@@ -19,6 +19,8 @@ export interface CliSinks {
   readonly onStderr?: (line: string) => void;
   /** The environment of the command. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
+  /** The entry point to run, such as a bundle. @default the sources, through tsx */
+  readonly script?: string;
 }
 
 function lines(sink: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
@@ -36,10 +38,10 @@ function lines(sink: (line: string) => void): { push(chunk: Buffer): void; end()
   };
 }
 
-/** Runs the command line from source in a child process, as a person or a cron job would. */
+/** Runs the command line (from source, unless `script` names another) in a child process, as a person or a cron job would. */
 export function runCli(args: readonly string[], sinks: CliSinks = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [sinks.script ?? CLI, ...args], {
       cwd: PROJECT_ROOT,
       env: sinks.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -371,7 +371,7 @@ describe('storage on a Docker host', () => {
     const calls = await docker.calls();
     expect(calls.map((argv) => argv.slice(0, 3))).toEqual([
       ['exec', 'registry', 'sh'],
-      ['exec', '-i', 'registry'],
+      ['exec', 'registry', 'sh'],
     ]);
     expect(await headManifest(reg, 'team/app', untagged.digest)).toBe(untagged.digest);
   });

@@ -12,7 +12,7 @@ import type {
   StoredRevision,
   StoredTag,
 } from '../ports.js';
-import { MAX_MANIFEST_BYTES, storedManifest, tooLarge } from '../storage/blob-content.js';
+import { checkedBlob, MAX_MANIFEST_BYTES, storedManifest, tooLarge } from '../storage/blob-content.js';
 import { TarReader } from './tar.js';
 
 /** Epoch seconds, with the fraction of a second the host's `stat` gave, if any. */
@@ -102,15 +102,16 @@ function* decoded(lines: readonly string[]): Generator<Buffer> {
 }
 
 /**
- * The manifests of the archive, by digest: each checked against its digest and parsed, or the error that
- * says why it cannot be used. A member that is not a blob's `data` file is skipped and passed to `onInvalid`.
+ * The blobs of the archive (the manifests and their configs), by digest, as stored: checked against their
+ * digests only when read. Of one too large for a manifest or a config, only its size. A member that is not a
+ * blob's `data` file is skipped and passed to `onInvalid`.
  */
-export async function readManifestArchive(
+export async function readBlobArchive(
   lines: readonly string[],
   onInvalid?: (name: string) => void,
-): Promise<Map<Digest, Manifest | Error>> {
-  const manifests = new Map<Digest, Manifest | Error>();
-  if (lines.length === 0) return manifests;
+): Promise<Map<Digest, Uint8Array | number>> {
+  const blobs = new Map<Digest, Uint8Array | number>();
+  if (lines.length === 0) return blobs;
   const reader = new TarReader(MAX_MANIFEST_BYTES);
   await pipeline(Readable.from(decoded(lines)), createGunzip(), async (chunks: AsyncIterable<Buffer>) => {
     for await (const chunk of chunks) {
@@ -120,21 +121,12 @@ export async function readManifestArchive(
           onInvalid?.(entry.name);
           continue;
         }
-        const digest: Digest = `sha256:${hex}`;
-        if (!entry.body) {
-          manifests.set(digest, tooLarge('manifest', digest, entry.size, MAX_MANIFEST_BYTES));
-          continue;
-        }
-        try {
-          manifests.set(digest, storedManifest(digest, entry.body));
-        } catch (error) {
-          manifests.set(digest, error instanceof Error ? error : new Error(String(error)));
-        }
+        blobs.set(`sha256:${hex}`, entry.body ?? entry.size);
       }
     }
   });
   reader.end();
-  return manifests;
+  return blobs;
 }
 
 /** The host inventory could not be used; the message says what to fix. */
@@ -164,7 +156,8 @@ function runnerReason(run: HostRun): string | undefined {
 export class HostStorage implements StorageLister {
   readonly label: string;
   readonly mismatchFix: string;
-  private manifests = new Map<Digest, Manifest | Error>();
+  private blobs = new Map<Digest, Uint8Array | number>();
+  private readonly manifests = new Map<Digest, Manifest | Error>();
 
   constructor(
     private readonly runner: HostRunner,
@@ -229,7 +222,8 @@ export class HostStorage implements StorageLister {
       );
     }
     try {
-      this.manifests = await readManifestArchive(archive, (name) =>
+      this.manifests.clear();
+      this.blobs = await readBlobArchive(archive, (name) =>
         this.options.onInvalid?.(`skipped invalid manifest archive entry ${printable(name)}`),
       );
     } catch (error) {
@@ -241,10 +235,36 @@ export class HostStorage implements StorageLister {
     return repositories;
   }
 
-  /** From the manifests the last inventory carried. */
+  /** From the manifests the last inventory carried, each checked and parsed once. */
   async readManifest(digest: Digest): Promise<Manifest | undefined> {
-    const found = this.manifests.get(digest);
-    if (found instanceof Error) throw found;
-    return found;
+    let manifest = this.manifests.get(digest);
+    if (manifest === undefined) {
+      const body = this.blobs.get(digest);
+      if (body === undefined) return undefined;
+      manifest = asError(() => {
+        if (typeof body === 'number') throw tooLarge('manifest', digest, body, MAX_MANIFEST_BYTES);
+        return storedManifest(digest, body);
+      });
+      this.manifests.set(digest, manifest);
+    }
+    if (manifest instanceof Error) throw manifest;
+    return manifest;
+  }
+
+  /** From the blobs the last inventory carried: the configs of its manifests. */
+  async readBlob(digest: Digest, maxBytes: number): Promise<Uint8Array | undefined> {
+    const body = this.blobs.get(digest);
+    if (body === undefined) return undefined;
+    const size = typeof body === 'number' ? body : body.byteLength;
+    if (typeof body === 'number' || size > maxBytes) throw tooLarge('blob', digest, size, maxBytes);
+    return checkedBlob(digest, body);
+  }
+}
+
+function asError<T>(work: () => T): T | Error {
+  try {
+    return work();
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
   }
 }

@@ -16,6 +16,7 @@ action=
 action_json=null
 tmp=
 summary_printed=false
+archive_pid=
 # Docker's Go templates are built from this, so the text never holds a double brace: SSM reads those as
 # document parameter references.
 brace='{'
@@ -154,6 +155,8 @@ log_dir=${RJ_LOG_DIR:-/var/log/registry-janitor}
 is_path "$log_dir" || invalid RJ_LOG_DIR "$DESCRIBE_PATH"
 
 repositories_dir=$root/docker/registry/v2/repositories
+# The largest config the scan reads (MAX_CONFIG_BYTES in lambda/scan.ts).
+MAX_CONFIG_BYTES=4194304
 blobs_dir=$root/docker/registry/v2/blobs
 
 # --- shared helpers -------------------------------------------------------------------------------------
@@ -192,16 +195,18 @@ on_exit() {
 
 # --- inventory ------------------------------------------------------------------------------------------
 
-# Relative paths keep the output independent of where the storage is mounted. Both finds always run: a file
-# that vanished in the first must not cost the tags of the second. `%y` carries the fraction of a second that
-# `%Y` drops, in BusyBox's stat as in GNU's ("2024-02-03 04:05:06.123456789 +0000"); `%.9Y` is GNU's only.
+# One walk of the repositories: relative paths keep the output independent of where the storage is mounted.
+# The layer links and uploads in progress are skipped (a tag of that name is not: it is under _manifests).
+# Each link's mtime comes from `stat`, a tag link's digest from `grep`, both in batches. `%y` carries the
+# fraction of a second that `%Y` drops, in BusyBox's stat as in GNU's ("2024-02-03 04:05:06.123456789
+# +0000"); `%.9Y` is GNU's only.
 # shellcheck disable=SC2016
 INVENTORY_FIND='[ -d "$1" ] || exit 0
 cd "$1" || exit 1
-rc=0
-find . \( -type d -name _manifests -o -type f -path "*/_manifests/revisions/sha256/*/link" -o -type f -path "*/_manifests/tags/*/current/link" \) -exec stat -c "%Y %y %n" {} + || rc=1
-find . -type f -path "*/_manifests/tags/*/current/link" -exec grep -H . {} + || rc=1
-exit "$rc"'
+exec find . \( -name _layers -o -name _uploads \) ! -path "*/_manifests/*" -prune \
+  -o -type d -name _manifests -exec stat -c "%Y %y %n" {} + \
+  -o -type f -path "*/_manifests/revisions/sha256/*/link" -exec stat -c "%Y %y %n" {} + \
+  -o -type f -path "*/_manifests/tags/*/current/link" -exec stat -c "%Y %y %n" {} + -exec grep -H . {} +'
 
 # Turns the find output into "<repository> D|V|T ..." lines, push times as epoch seconds with the fraction
 # where there is one, checking every name against the registry's grammar; anything else, and a tag without a
@@ -262,11 +267,55 @@ END {
   printf "%d\n", ignored > ignored_file
 }'
 
-# Archives the blobs named on stdin (paths under the folder $1, built from checked digests only). A blob
-# that vanished meanwhile is left out: it is no manifest the registry could serve.
+# Picks, in each manifest file it reads, the config its manifest names: the first "digest" after a "config"
+# key whose value is an object, on that line or within the 20 lines after it. Only a well-formed digest
+# becomes a path under blobs/sha256; a wrong pick costs one blob of at most a config's size, which the scan
+# checks against its digest and uses only as the config the manifest names.
 # shellcheck disable=SC2016
-INVENTORY_ARCHIVE='cd "$1" || exit 1
-exec xargs tar -cf -'
+INVENTORY_CONFIGS='
+function found(s,   m, k, hex) {
+  if (!match(s, /"digest"[ \t\r]*:[ \t\r]*"sha256:[a-f0-9]+"/)) return 0
+  m = substr(s, RSTART, RLENGTH)
+  k = index(m, "sha256:")
+  hex = substr(m, k + 7, length(m) - k - 7)
+  if (length(hex) == 64) print substr(hex, 1, 2) "/" hex "/data"
+  return 1
+}
+FNR == 1 { seek = 0 }
+seek > 0 {
+  if (found($0) || ++seek > 20) seek = 0
+  next
+}
+{
+  s = $0
+  while ((i = index(s, "\"config\"")) > 0) {
+    s = substr(s, i + 8)
+    if (match(s, /^[ \t\r]*:[ \t\r]*[{]/)) {
+      if (!found(substr(s, RLENGTH + 1))) seek = 1
+      break
+    }
+  }
+}'
+
+# Archives every manifest revision's blob of the repositories under $1 (a path under the blobs folder $2 for
+# each link whose digest is well-formed) and the configs they name ($3 picks them) of at most $4 bytes, so
+# that the scan reads build times from storage too. It walks the storage on its own, beside the listing: a
+# revision pushed between the two walks is in one only, and the scan sees it next time. A blob that vanished
+# meanwhile is left out: it is nothing the registry could serve.
+# shellcheck disable=SC2016
+INVENTORY_ARCHIVE='cd "$1" 2>/dev/null || exit 0
+manifests=$(find . \( -name _layers -o -name _uploads \) ! -path "*/_manifests/*" -prune \
+  -o -type f -path "*/_manifests/revisions/sha256/*/link" -print | awk -F / "
+  NF >= 6 && \$(NF - 2) == \"sha256\" && \$(NF - 3) == \"revisions\" && length(\$(NF - 1)) == 64 &&
+    \$(NF - 1) !~ /[^a-f0-9]/ { print substr(\$(NF - 1), 1, 2) \"/\" \$(NF - 1) \"/data\" }" | sort -u)
+[ -n "$manifests" ] || exit 0
+cd "$2" || exit 1
+configs=$(printf "%s\n" "$manifests" | xargs awk "$3" 2>/dev/null | sort -u |
+  xargs -r stat -c "%s %n" 2>/dev/null | awk -v max="$4" "\$1 <= max { print \$2 }")
+{
+  printf "%s\n" "$manifests"
+  [ -z "$configs" ] || printf "%s\n" "$configs"
+} | sort -u | xargs tar -cf -'
 
 # shellcheck disable=SC2016
 INVENTORY_PRINT='
@@ -276,40 +325,48 @@ $2 == "T" { print "T " $3 " " $4 " " $5; tags++ }
 END { printf "%d %d %d\n", repositories, revisions, tags > counts_file }'
 
 inventory_failed() {
+  [ -z "$archive_pid" ] || kill "$archive_pid" 2>/dev/null || true
   note "inventory failed: $1"
   printf '{"registryJanitor":1,"action":"inventory","status":"failed","reason":"%s","durationSeconds":%s}\n' \
     "$(json_escape "$1")" "$(elapsed)"
   exit 1
 }
 
-# The manifest blobs listed in $tmp/manifests as a tar archive, gzip-compressed, in $tmp/manifests.gz.
+# The manifest blobs and their configs as a tar archive, gzip-compressed, in $tmp/manifests.gz; what the
+# container said in $tmp/archive.err.
 archive_manifests() {
   {
     archive_rc=0
-    docker exec -i "$container" sh -c "$INVENTORY_ARCHIVE" sh "$blobs_dir/sha256" \
-      <"$tmp/manifests" 2>"$tmp/docker.err" || archive_rc=1
+    docker exec "$container" sh -c "$INVENTORY_ARCHIVE" sh "$repositories_dir" "$blobs_dir/sha256" \
+      "$INVENTORY_CONFIGS" "$MAX_CONFIG_BYTES" 2>"$tmp/archive.err" || archive_rc=1
     echo "$archive_rc" >"$tmp/archive.rc"
   } | gzip -c >"$tmp/manifests.gz" || return 1
   read -r archive_rc <"$tmp/archive.rc"
   [ "$archive_rc" -eq 0 ] && return 0
   # tar goes on past a file that vanished, names it, and says so again at the end.
-  [ -s "$tmp/docker.err" ] &&
-    ! grep -v -e 'No such file or directory' -e 'previous errors' "$tmp/docker.err" >/dev/null
+  [ -s "$tmp/archive.err" ] &&
+    ! grep -v -e 'No such file or directory' -e 'previous errors' "$tmp/archive.err" >/dev/null
 }
 
 run_inventory() {
   for tool in docker gzip base64; do
     command -v "$tool" >/dev/null 2>&1 || inventory_failed "$tool is not installed on this host"
   done
+  # The two reads of the container run side by side: each waits mostly on the other side of docker exec.
+  archive_manifests &
+  archive_pid=$!
   container_read "$tmp/found" sh -c "$INVENTORY_FIND" sh "$repositories_dir" ||
     inventory_failed "$(with_error 'could not read the registry storage in the container')"
   : >"$tmp/blobs"
   awk -v ignored_file="$tmp/ignored" -v blobs_file="$tmp/blobs" "$INVENTORY_PARSE" "$tmp/found" >"$tmp/entries"
-  sort -u "$tmp/blobs" >"$tmp/manifests"
-  manifests=$(awk 'END { print NR }' "$tmp/manifests")
+  manifests=$(sort -u "$tmp/blobs" | awk 'END { print NR }')
+  archived=true
+  wait "$archive_pid" || archived=false
+  archive_pid=
+  [ "$archived" = true ] ||
+    inventory_failed "$(with_error 'could not read the manifests in the container' "$tmp/archive.err")"
   : >"$tmp/manifests.b64"
   if [ "$manifests" -gt 0 ]; then
-    archive_manifests || inventory_failed "$(with_error 'could not read the manifests in the container')"
     base64 "$tmp/manifests.gz" >"$tmp/manifests.b64"
   fi
   sort -k1,1 "$tmp/entries" >"$tmp/sorted"

@@ -173,11 +173,22 @@ function pushScope(repository: string): string {
   return `repository:${repository}:pull,push`;
 }
 
-export async function uploadBlob(reg: TestRegistry, repository: string, data: Uint8Array): Promise<string> {
+/**
+ * Uploads a blob unless the repository has it; `fresh`: without asking first, for a blob the repository
+ * cannot have yet.
+ */
+export async function uploadBlob(
+  reg: TestRegistry,
+  repository: string,
+  data: Uint8Array,
+  opts: { fresh?: boolean } = {},
+): Promise<string> {
   const digest = sha256Digest(data);
   const scope = pushScope(repository);
-  const head = await registryRequest(reg, 'HEAD', `/v2/${repository}/blobs/${digest}`, { scope });
-  if (head.status === 200) return digest;
+  if (!opts.fresh) {
+    const head = await registryRequest(reg, 'HEAD', `/v2/${repository}/blobs/${digest}`, { scope });
+    if (head.status === 200) return digest;
+  }
   const started = await registryRequest(reg, 'POST', `/v2/${repository}/blobs/uploads/`, { scope });
   if (started.status !== 202) fail(`starting upload to ${repository}`, started);
   const location = headerValue(started.headers, 'location');
