@@ -284,7 +284,7 @@ export const OPTIONS = {
     group: 'Host',
     commands: ['clean', 'gc'],
     help: 'where --gc local records a collection left running (default ~/.local/state/registry-janitor)',
-    doc: "Where `--gc local` records a collection still running when the run must stop (`--timeout`), so that the next `gc` or `clean` reports and verifies it first: one `pending-<registry>.json` per registry, and the collections' output under `collections/`. Default `$XDG_STATE_HOME/registry-janitor`, else `~/.local/state/registry-janitor`.",
+    doc: 'Where `--gc local` records a collection still running at the deadline, for the next `gc` or `clean` to report and verify first: a `pending-<registry>.json` per registry, output under `collections/`. Default `$XDG_STATE_HOME/registry-janitor`, else `~/.local/state/registry-janitor`.',
   },
   'instance-id': {
     type: 'string',
