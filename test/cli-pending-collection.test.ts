@@ -1,4 +1,4 @@
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ describe('gc --gc local: a collection left running is recorded, and the next run
   }
   const stateDir = () => join(scratch, 'state');
   const recordPath = () => join(stateDir(), pendingFileName(reg.url));
-  const gc = (args: string[] = []) =>
+  const gc = (args: string[] = [], env: NodeJS.ProcessEnv = {}) =>
     runCli(
       [
         'gc',
@@ -52,11 +52,10 @@ describe('gc --gc local: a collection left running is recorded, and the next run
         join(scratch, 'logs'),
         '--upload-wait',
         '0',
-        '--state-dir',
-        stateDir(),
+        ...(env.XDG_STATE_HOME === undefined ? ['--state-dir', stateDir()] : []),
         ...args,
       ],
-      { env: { ...docker.env, COLUMNS: '300' } },
+      { env: { ...docker.env, COLUMNS: '300', ...env } },
     );
 
   it('records a collection still running at --timeout, then reports, verifies and forgets it before collecting again', async () => {
@@ -132,10 +131,12 @@ describe('gc --gc local: a collection left running is recorded, and the next run
     expect(collections).toHaveLength(1);
   });
 
-  it('leaves the record of another registry alone', async () => {
+  it('leaves the record of another registry alone, in the state folder under $XDG_STATE_HOME', async () => {
     await setUp();
     await pushImage(reg, 'app', 'v1');
-    const other = new PendingCollectionFile(stateDir(), 'https://other.example.com:5000');
+    const xdg = join(scratch, 'xdg');
+    const state = join(xdg, 'registry-janitor');
+    const other = new PendingCollectionFile(state, 'https://other.example.com:5000');
     const otherRecord: PendingCollection = {
       commandId: '0b5f2c1e-1111-4222-8333-444455556666',
       startedAt: '2026-11-26T18:26:05.000Z',
@@ -145,11 +146,14 @@ describe('gc --gc local: a collection left running is recorded, and the next run
     };
     await other.write(otherRecord);
 
-    const result = await gc();
+    const result = await gc([], { XDG_STATE_HOME: xdg });
 
     expect(result.code).toBe(0);
     expect(result.stdout).not.toContain('Earlier collection');
     expect(result.stdout).toMatch(/^Garbage collection: done/m);
     expect(await other.read()).toEqual(otherRecord);
+    // This run's collection went through the same folder.
+    const collected = await readdir(join(state, 'collections'));
+    expect(collected.filter((name) => name.endsWith('.status'))).toHaveLength(1);
   });
 });
