@@ -1,3 +1,4 @@
+import { isAbsolute, join, resolve } from 'node:path';
 import {
   COMMANDS,
   type Command,
@@ -38,7 +39,12 @@ export type CredentialSource =
     };
 
 export type HostConfig =
-  | { readonly runner: 'local'; readonly params: HostParams }
+  | {
+      readonly runner: 'local';
+      readonly params: HostParams;
+      /** Where a collection left running is recorded (clean and gc); none without a home folder. */
+      readonly stateDir?: string;
+    }
   | {
       readonly runner: 'ssm';
       readonly params: HostParams;
@@ -243,7 +249,7 @@ export async function loadCliConfig(parsed: ParsedArgs, sources: ConfigSources):
   if (!['local', 'ssm', 'none'].includes(gc))
     problems.push(`--gc: expected local, ssm or none, got ${JSON.stringify(gc)}`);
   else if (command === 'gc' && gc === 'none') problems.push('--gc: gc collects garbage: use local or ssm');
-  const host = hostConfig({ ...v, gc }, problems);
+  const host = hostConfig({ ...v, gc }, problems, sources.env);
   if (v['storage-from-host'] && v['storage-root'] !== undefined) {
     problems.push('--storage-root and --storage-from-host: give one, not both');
   }
@@ -353,6 +359,25 @@ async function resolveCredentials(
   }
 }
 
+/** --state-dir, else `$XDG_STATE_HOME/registry-janitor`, else `~/.local/state/registry-janitor`. */
+function stateFolder(
+  given: string | undefined,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): string | undefined {
+  if (given !== undefined) {
+    if (given.trim() === '') problems.push('--state-dir: expected a folder, got ""');
+    return resolve(given);
+  }
+  // The XDG base directory rules ignore a relative $XDG_STATE_HOME.
+  const xdg = env.XDG_STATE_HOME;
+  if (xdg !== undefined && isAbsolute(xdg)) return join(xdg, 'registry-janitor');
+  const home = env.HOME;
+  return home !== undefined && isAbsolute(home)
+    ? join(home, '.local', 'state', 'registry-janitor')
+    : undefined;
+}
+
 const SSM_FLAGS = ['instance-id', 'region', 'ssm-document', 'ssm-output-bucket'] as const;
 
 /** A host setting's flag read into the text the script takes; a problem names the flag. */
@@ -373,7 +398,11 @@ function readHostFlag(setting: HostSetting<'flag'>, v: OptionValues, problems: s
 }
 
 /** Where and how the host script runs, from --gc, --storage-from-host and the host flags. */
-function hostConfig(v: OptionValues & { gc: string }, problems: string[]): HostConfig | undefined {
+function hostConfig(
+  v: OptionValues & { gc: string },
+  problems: string[],
+  env: NodeJS.ProcessEnv,
+): HostConfig | undefined {
   const wanted = v.gc !== 'none' || v['storage-from-host'] === true;
   const ssmFlags = SSM_FLAGS.filter((f) => v[f] !== undefined);
   const runner = v.gc === 'ssm' || (v.gc !== 'local' && ssmFlags.length > 0) ? 'ssm' : 'local';
@@ -384,10 +413,12 @@ function hostConfig(v: OptionValues & { gc: string }, problems: string[]): HostC
     }
     return undefined;
   }
+  if (v['state-dir'] !== undefined && v.gc !== 'local') problems.push('--state-dir: only with --gc local');
   const params = readHostParams('flag', (setting) => readHostFlag(setting, v, problems));
   if (runner === 'local') {
     if (ssmFlags.length > 0) problems.push(`--${ssmFlags[0]}: only with --gc ssm`);
-    return { runner, params };
+    const stateDir = v.gc === 'local' ? stateFolder(v['state-dir'], env, problems) : undefined;
+    return { runner, params, ...(stateDir !== undefined ? { stateDir } : {}) };
   }
   const instanceId = v['instance-id'];
   if (instanceId === undefined)

@@ -48,6 +48,7 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
     examples: [
       'registry-janitor gc --registry http://127.0.0.1:5000',
       'registry-janitor gc --registry http://127.0.0.1:5000 --gc-mode stopped',
+      'registry-janitor gc --registry http://127.0.0.1:5000 --timeout 10m --state-dir /var/lib/registry-janitor',
       'registry-janitor gc --registry https://registry.example.com --gc ssm --instance-id i-0123456789abcdef0',
     ],
   },
@@ -276,6 +277,14 @@ export const OPTIONS = {
     group: 'Host',
     commands: ['clean', 'gc'],
     help: "where the collector's full output goes on the host (default /var/log/registry-janitor)",
+  },
+  'state-dir': {
+    type: 'string',
+    value: 'PATH',
+    group: 'Host',
+    commands: ['clean', 'gc'],
+    help: 'where --gc local records a collection left running (default ~/.local/state/registry-janitor)',
+    doc: 'Where `--gc local` records a collection still running at the deadline, for the next `gc` or `clean` to report and verify first: a `pending-<registry>.json` per registry, output under `collections/`. Default `$XDG_STATE_HOME/registry-janitor`, else `~/.local/state/registry-janitor`.',
   },
   'instance-id': {
     type: 'string',

@@ -1,9 +1,10 @@
 import { constants } from 'node:fs';
 import { access, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import {
   type CleanupPorts,
+  type CleanupReport,
   cleanup,
   makePlan,
   type RunReport,
@@ -20,12 +21,14 @@ import { type Usage, usage } from './domain/usage.js';
 import { errorMessage } from './error-message.js';
 import { HostStorage } from './host/host-storage.js';
 import { LocalRunner } from './host/local-runner.js';
-import type { HostRunner, StorageLister } from './ports.js';
+import { PendingCollectionFile } from './host/pending-file.js';
+import type { HostResume, HostRunner, StorageLister } from './ports.js';
 import type { Redactor } from './redact.js';
 import { createRegistryClient, type HttpExchange } from './registry/client.js';
 import { resolveDockerCredentials } from './registry/docker-config.js';
 import {
   deletesWarning,
+  earlierCollectionLine,
   fitText,
   formatBytes,
   type PlanOutput,
@@ -53,7 +56,14 @@ async function hostRunner(
 ): Promise<HostRunner | undefined> {
   const host = config.host;
   if (!host) return undefined;
-  if (host.runner === 'local') return new LocalRunner({ env: io.env, signal: deadline });
+  if (host.runner === 'local') {
+    // With a state folder, a collection still running at the deadline is left running, for the next run.
+    return new LocalRunner({
+      env: io.env,
+      signal: deadline,
+      ...(host.stateDir !== undefined ? { collectionsDir: join(host.stateDir, 'collections') } : {}),
+    });
+  }
   // The AWS SDK is loaded only for SSM: every other run starts without it.
   const [{ SsmRunner }, { SSMClient }, { S3Client }] = await Promise.all([
     import('./host/ssm-runner.js'),
@@ -73,7 +83,12 @@ async function hostRunner(
   });
 }
 
-async function buildPorts(config: CliConfig, io: GuardedIo, deadline: AbortSignal): Promise<CleanupPorts> {
+/** The ports of a command: with `--gc local`, the record of a collection left running and what resumes it. */
+interface CliPorts extends CleanupPorts {
+  readonly pending?: PendingCollectionFile;
+}
+
+async function buildPorts(config: CliConfig, io: GuardedIo, deadline: AbortSignal): Promise<CliPorts> {
   const credentials = config.credentials.kind === 'none' ? undefined : config.credentials;
   const registry = createRegistryClient({
     url: config.registryUrl,
@@ -115,12 +130,37 @@ async function buildPorts(config: CliConfig, io: GuardedIo, deadline: AbortSigna
       onInvalid: (message) => io.stderr.write(`warning: ${message}\n`),
     });
   }
+  const stateDir = config.host?.runner === 'local' ? config.host.stateDir : undefined;
+  const resume: HostResume | undefined =
+    stateDir !== undefined && host instanceof LocalRunner ? host : undefined;
   return {
     registry,
     clock: { now: () => new Date() },
     ...(storage ? { storage } : {}),
     ...(host ? { host } : {}),
+    ...(resume && stateDir !== undefined
+      ? { resume, pending: new PendingCollectionFile(stateDir, registry.origin) }
+      : {}),
     ...(progress ? { progress } : {}),
+  };
+}
+
+/**
+ * What the run found of a collection an earlier one left running (before its report), and what it leaves
+ * running itself (after), as lines for a person.
+ */
+function collectionLines(
+  done: CleanupReport,
+  pending: PendingCollectionFile | undefined,
+): { before: string; after: string } {
+  const line = (text: string | undefined) => (text === undefined ? '' : `${text}\n`);
+  return {
+    before: line(done.collection && earlierCollectionLine(done.collection)),
+    after: line(
+      done.pendingCommandId !== undefined && pending
+        ? `Still collecting: recorded in ${pending.path}; the next gc or clean --gc local reports and verifies it first (delete the file to forget it)`
+        : undefined,
+    ),
   };
 }
 
@@ -297,17 +337,30 @@ async function execute(config: CliConfig, io: GuardedIo): Promise<number> {
   );
   if (ports.progress) io.stderr.clearLine();
   const report = done.run;
+  const found = collectionLines(done, ports.pending);
+  const collections = {
+    ...(done.collection ? { collection: done.collection } : {}),
+    ...(done.pendingCommandId !== undefined && ports.pending
+      ? { pendingCollection: { commandId: done.pendingCommandId, record: ports.pending.path } }
+      : {}),
+  };
   if (!report) {
+    if (config.json) io.stdout.write(`${JSON.stringify(collections, null, 2)}\n`);
+    else io.stdout.write(fitText(`${found.before}${found.after}`, width));
     for (const problem of done.problems) io.stderr.write(`error: ${problem}\n`);
-    return EXIT.failed;
+    return done.outcome === 'failed' ? EXIT.failed : EXIT.done;
   }
-  if (config.json)
-    io.stdout.write(`${JSON.stringify(config.command === 'gc' ? { report } : { plan, report }, null, 2)}\n`);
-  else
+  if (config.json) {
+    const shown = config.command === 'gc' ? { report } : { plan, report };
+    io.stdout.write(`${JSON.stringify({ ...shown, ...collections }, null, 2)}\n`);
+  } else {
     io.stdout.write(
-      `${config.quiet || config.command === 'gc' ? '' : '\n'}${renderRunReport(report, width)}`,
+      `${config.quiet || config.command === 'gc' ? '' : '\n'}${fitText(found.before, width)}${renderRunReport(report, width)}${fitText(found.after, width)}`,
     );
-  if (!stdoutOnTerminal) for (const problem of done.problems) io.stderr.write(`error: ${problem}\n`);
+  }
+  // The run report shows its own problems; what settling an earlier collection found is told here.
+  const told = stdoutOnTerminal ? new Set(report.problems) : new Set<string>();
+  for (const problem of done.problems) if (!told.has(problem)) io.stderr.write(`error: ${problem}\n`);
   const saved = config.command === 'gc' || (await page(report));
   return done.outcome === 'failed' || !saved ? EXIT.failed : EXIT.done;
 }

@@ -1,6 +1,10 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type CliIo, run } from '../lambda/cli.js';
 import type { Plan } from '../lambda/domain/plan.js';
+
+const TEST_STATE_HOME = join(tmpdir(), `registry-janitor-test-state-${process.pid}`);
 
 export interface CliResult {
   readonly code: number;
@@ -30,8 +34,9 @@ export async function runCli(
     stdout: { write: (text: string) => (stdout += text), isTTY: opts.terminal ?? false },
     stderr: { write: (text: string) => (stderr += text), isTTY: false },
     stdin,
-    // An empty DOCKER_CONFIG folder keeps the user's own Docker logins out of tests.
-    env: { DOCKER_CONFIG: '/nonexistent-docker-config', ...opts.env },
+    // An empty DOCKER_CONFIG folder keeps the user's own Docker logins out of tests, and a state folder of
+    // their own the user's records of collections left running.
+    env: { DOCKER_CONFIG: '/nonexistent-docker-config', XDG_STATE_HOME: TEST_STATE_HOME, ...opts.env },
     ...(opts.aws ? { aws: opts.aws } : {}),
   });
   return { code, stdout, stderr };

@@ -68,6 +68,29 @@ describe('mistakes', () => {
     );
   });
 
+  it('takes --state-dir only where a local collection may be left running', async () => {
+    const result = await runCli([
+      'clean',
+      '--registry',
+      'http://127.0.0.1:1',
+      '--keep-last',
+      '3',
+      '--gc',
+      'ssm',
+      '--instance-id',
+      'i-0123456789abcdef0',
+      '--state-dir',
+      '/var/lib/registry-janitor',
+      '--yes',
+    ]);
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      'error: --state-dir: only with --gc local\n' +
+        'Run registry-janitor help clean for its options and examples.\n',
+    );
+  });
+
   it('says how to give a value that is missing, or one that starts with a dash', async () => {
     const result = await runCli(['plan', '--registry', 'http://127.0.0.1:1', '--keep-days']);
     const negative = await runCli(['plan', '--registry', 'http://127.0.0.1:1', '--keep-days', '-1']);

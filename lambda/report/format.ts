@@ -9,6 +9,7 @@ import {
 } from '../domain/plan.js';
 import type { Usage } from '../domain/usage.js';
 import type { Verification } from '../verify.js';
+import type { CollectionReport } from './function.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
@@ -202,6 +203,33 @@ export function collectionLine(gc: GarbageCollection): string {
   const lines = [`Garbage collection: ${parts.join(', ')}`];
   if (typeof summary.warning === 'string') lines.push(`  warning: ${summary.warning}`);
   return lines.join('\n');
+}
+
+/** A collection an earlier run left running, as this run settled it: one line for a person. */
+export function earlierCollectionLine(collection: CollectionReport): string {
+  const which = `the collection started ${collection.startedAt ?? 'earlier'} (command ${collection.commandId})`;
+  if (collection.state === 'running') {
+    return `Earlier collection: ${which} is still running on the host; this run collects nothing until it ends`;
+  }
+  if (collection.state === 'unknown') return `Earlier collection: ${which} could not be checked`;
+  const summary = collection.run?.summary;
+  const status = summary
+    ? `${summary.status}${summary.reason ? ` (${summary.reason})` : ''}`
+    : `no summary from the host script (exit ${collection.run?.exitCode ?? 'unknown'}${collection.run?.reason ? `: ${collection.run.reason}` : ''})`;
+  const parts = [status];
+  if (collection.measuredBytes !== undefined) {
+    parts.push(`freed ${formatBytes(collection.measuredBytes)} (${collection.measuredBytes} bytes)`);
+  }
+  const v = collection.verification;
+  const checked: string[] = [];
+  if (v) {
+    checked.push(`${plural(v.tags - v.unverified.length, 'kept tag')} verified`);
+    if (v.broken.length > 0) checked.push(`${v.broken.length} BROKEN`);
+    if (v.unverified.length > 0) checked.push(`${v.unverified.length} not verified`);
+  }
+  if (collection.tagsRemovedSince)
+    checked.push(`${plural(collection.tagsRemovedSince, 'tag')} removed since`);
+  return `Earlier collection: ${which} finished: ${parts.join(', ')}${checked.length > 0 ? `; ${checked.join(', ')}` : ''}`;
 }
 
 /** The run report for a person: failures first, then what was done, measured against what was promised. */

@@ -76,9 +76,8 @@ async function runInContainer(command, args, { cwd, env }) {
       settings.holdGarbageCollect &&
       (await control('gc-hold')) === 'hold'
     ) {
-      // Never collects: waits for the signal that the test sends.
-      setInterval(() => undefined, 1 << 30);
-      return;
+      // Collects only once the test releases it; until then it waits, to be killed or released.
+      await control('gc-released');
     }
   } else if (!IMAGE_COMMANDS.has(command)) {
     fail(

@@ -29,8 +29,8 @@ export interface DockerStandInOptions {
   /** Runs when a `garbage-collect` starts, before it collects: what happens on the registry meanwhile. */
   readonly beforeGarbageCollect?: () => Promise<unknown>;
   /**
-   * Every `garbage-collect` (only the first with 'once') waits, without collecting, until it is killed; see
-   * `garbageCollectHeld()`.
+   * Every `garbage-collect` (only the first with 'once') waits, without collecting, until it is killed or
+   * released; see `garbageCollectHeld()` and `releaseGarbageCollect()`.
    */
   readonly holdGarbageCollect?: boolean | 'once';
   /** Every call but `docker --version` exits 1 with this on stderr, as when the daemon is down (DAEMON_DOWN). */
@@ -60,6 +60,8 @@ export interface DockerStandIn {
   log(): Promise<StandInCall[]>;
   /** Resolves when the first held `garbage-collect` (holdGarbageCollect) has started. */
   garbageCollectHeld(): Promise<void>;
+  /** Lets every held `garbage-collect`, and every later one, collect. */
+  releaseGarbageCollect(): void;
   close(): Promise<void>;
 }
 
@@ -93,6 +95,10 @@ export async function installDockerStandIn(
     announceHeld = resolve;
   });
   let holds = 0;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   const actions: Record<string, () => Promise<string | undefined>> = {
     '/restart': () => reg.restart().then(() => undefined),
     '/stop': () => reg.halt().then(() => undefined),
@@ -114,6 +120,12 @@ export async function installDockerStandIn(
       res
         .writeHead(200, { 'content-type': 'application/json' })
         .end(JSON.stringify({ running: reg.isRunning() }));
+      return;
+    }
+    if (req.method === 'POST' && path === '/gc-released') {
+      // Not queued behind the other actions: the registry keeps being stopped and started meanwhile.
+      await released;
+      res.writeHead(200).end('');
       return;
     }
     const action = req.method === 'POST' ? actions[path] : undefined;
@@ -180,6 +192,7 @@ export async function installDockerStandIn(
     log,
     calls: async () => (await log()).map((call) => call.argv),
     garbageCollectHeld: () => held,
+    releaseGarbageCollect: () => release(),
     close: async () => {
       await new Promise<void>((resolve) => {
         server.closeAllConnections();
