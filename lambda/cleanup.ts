@@ -371,6 +371,8 @@ interface CarryOut {
   /** Host script parameters; undefined skips garbage collection. */
   readonly garbageCollection?: HostParams;
   readonly collectAlways?: boolean;
+  /** Why garbage collection is skipped, when it is asked for but must not run. */
+  readonly skipped?: string;
 }
 
 /**
@@ -386,7 +388,8 @@ export async function runCleanup(ports: CleanupPorts, planned: Plan, request: Ca
   const removed = manifestsDeleted(deletions);
 
   let garbageCollection: GarbageCollection;
-  if (!request.garbageCollection) garbageCollection = { ran: false, reason: 'not requested' };
+  if (request.skipped !== undefined) garbageCollection = { ran: false, reason: request.skipped };
+  else if (!request.garbageCollection) garbageCollection = { ran: false, reason: 'not requested' };
   else if (!ports.host) garbageCollection = { ran: false, reason: 'no host runner configured' };
   else if (deletions.stoppedBy?.code === MAX_DELETE_CODE)
     garbageCollection = {
@@ -732,6 +735,7 @@ async function cycle(
   const run = await runCleanup(cleanupPorts, plan, {
     ...(collect ? { garbageCollection: params } : {}),
     ...(unswept || request.collectAlways ? { collectAlways: true } : {}),
+    ...(!turnedOff && request.host !== undefined && blockedBy !== undefined ? { skipped: blockedBy } : {}),
   });
   problems.push(...run.problems);
   if (turnedOff) notes.push('garbage collection was turned off for this run');

@@ -126,6 +126,9 @@ describe('gc --gc local: a collection left running is recorded, and the next run
       `error: the record of an unfinished collection could not be read: ${recordPath()} is not a pending-collection record (not JSON): delete it, and verify the registry with registry-janitor verify\n`,
     );
     expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(result.stdout).toMatch(
+      /^Garbage collection: not run \(the record of an unfinished collection could not be read\)$/m,
+    );
     expect(await readFile(recordPath(), 'utf8')).toBe('{"commandId": "not a command"');
     const collections = (await docker.calls()).filter((argv) => argv.includes('garbage-collect'));
     expect(collections).toHaveLength(1);
