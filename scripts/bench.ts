@@ -33,6 +33,14 @@ import { type CliRun, runCli } from './run-cli.js';
 const run = promisify(execFile);
 
 const SMALL = process.env.BENCH_SCALE === 'small';
+/** BENCH_ONLY=storage: only the rows that read storage (gc --dry-run, both storage plans, host inventory). */
+const STORAGE_ONLY = process.env.BENCH_ONLY === 'storage';
+if (process.env.BENCH_ONLY !== undefined && !STORAGE_ONLY) {
+  process.stderr.write(
+    `BENCH_ONLY must be "storage" (or unset for every row), not ${JSON.stringify(process.env.BENCH_ONLY)}\n`,
+  );
+  process.exit(2);
+}
 const SCALE = {
   /** 10,000 tags at full scale, and 5 untagged revisions beside every 25 tags. */
   registry: { repositories: SMALL ? 40 : 400, tags: 25, untagged: 5 },
@@ -376,16 +384,20 @@ async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
       log(
         `scan: run ${n} of ${RUNS}: request floor, plan (API), gc --dry-run, plan --storage-root, plan --storage-from-host…`,
       );
-      const bare = await timed(() => apiScanFloor(reg.url, CONCURRENCY));
-      floor = bare.result;
-      times.floor.push(bare.ms);
-      log(`scan: floor ${seconds(bare.ms)}`);
+      if (!STORAGE_ONLY) {
+        const bare = await timed(() => apiScanFloor(reg.url, CONCURRENCY));
+        floor = bare.result;
+        times.floor.push(bare.ms);
+        log(`scan: floor ${seconds(bare.ms)}`);
+      }
       for (const key of ['api', 'storageRoot', 'fromHost'] as const) {
         const { args, env, expected } = variants[key];
-        const run = await timed(() => command(bundle, args, env));
-        planned(run.result, expected, `plan (${key})`);
-        times[key].push(run.ms);
-        log(`scan: plan (${key}) ${seconds(run.ms)}`);
+        if (key !== 'api' || !STORAGE_ONLY) {
+          const run = await timed(() => command(bundle, args, env));
+          planned(run.result, expected, `plan (${key})`);
+          times[key].push(run.ms);
+          log(`scan: plan (${key}) ${seconds(run.ms)}`);
+        }
         if (key === 'api') {
           const gc = await timed(() => garbageCollectDryRun(reg));
           times.gc.push(gc.ms);
@@ -393,9 +405,11 @@ async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
         }
       }
     }
-    if (!floor) throw new Error('no run');
+    if (!floor && !STORAGE_ONLY) throw new Error('no run');
     const counted = {
-      api: loggedRequests((await command(bundle, [...variants.api.args, '--verbose'])).stderr),
+      api: STORAGE_ONLY
+        ? undefined
+        : loggedRequests((await command(bundle, [...variants.api.args, '--verbose'])).stderr),
       storageRoot: loggedRequests(
         (await command(bundle, [...variants.storageRoot.args, '--verbose'])).stderr,
       ),
@@ -411,30 +425,34 @@ async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
       gc: median(times.gc),
     };
     const medians = `median of ${RUNS}`;
+    if (floor && counted.api) {
+      rows.push(
+        {
+          what: `scan floor: bare undici, ${count(floor.requests)} requests (${count(floor.manifestGets)} manifest, ${count(floor.configGets)} config GETs), concurrency ${CONCURRENCY} (${medians})`,
+          measured: seconds(m.floor),
+          target: '-',
+          raw: { ms: m.floor, runs: times.floor.length, ...floor },
+        },
+        {
+          what: `plan, API only: ${count(repositories)} repositories, ${count(tagged.manifests)} manifests (${medians})`,
+          measured: ratio(m.api, m.floor),
+          target: `≤ ${TARGET.apiRatio}× floor`,
+          pass: m.api <= TARGET.apiRatio * m.floor,
+          raw: { ms: m.api, ratioToFloor: m.api / m.floor, runs: times.api.length },
+        },
+        {
+          what: '  its requests: all, manifest GETs, config GETs, URLs fetched twice',
+          measured: `${count(counted.api.total)}, ${count(counted.api.manifestGets)}, ${count(counted.api.blobGets)}, ${counted.api.repeatedGets}`,
+          target: `floor's ${count(floor.manifestGets)}, ${count(floor.configGets)}; 0 twice`,
+          pass:
+            counted.api.manifestGets <= floor.manifestGets &&
+            counted.api.blobGets <= floor.configGets &&
+            counted.api.repeatedGets === 0,
+          raw: { ...counted.api },
+        },
+      );
+    }
     rows.push(
-      {
-        what: `scan floor: bare undici, ${count(floor.requests)} requests (${count(floor.manifestGets)} manifest, ${count(floor.configGets)} config GETs), concurrency ${CONCURRENCY} (${medians})`,
-        measured: seconds(m.floor),
-        target: '-',
-        raw: { ms: m.floor, runs: times.floor.length, ...floor },
-      },
-      {
-        what: `plan, API only: ${count(repositories)} repositories, ${count(tagged.manifests)} manifests (${medians})`,
-        measured: ratio(m.api, m.floor),
-        target: `≤ ${TARGET.apiRatio}× floor`,
-        pass: m.api <= TARGET.apiRatio * m.floor,
-        raw: { ms: m.api, ratioToFloor: m.api / m.floor, runs: times.api.length },
-      },
-      {
-        what: '  its requests: all, manifest GETs, config GETs, URLs fetched twice',
-        measured: `${count(counted.api.total)}, ${count(counted.api.manifestGets)}, ${count(counted.api.blobGets)}, ${counted.api.repeatedGets}`,
-        target: `floor's ${count(floor.manifestGets)}, ${count(floor.configGets)}; 0 twice`,
-        pass:
-          counted.api.manifestGets <= floor.manifestGets &&
-          counted.api.blobGets <= floor.configGets &&
-          counted.api.repeatedGets === 0,
-        raw: { ...counted.api },
-      },
       {
         what: `gc --dry-run (docker-registry garbage-collect): ${count(filled.manifests)} manifests (${medians})`,
         measured: seconds(m.gc),
@@ -578,7 +596,7 @@ async function benchRegistry(bundle: string): Promise<void> {
   const undoInterrupt = stopOnInterrupt(reg);
   try {
     await benchScan(reg, bundle);
-    await benchDeletes(reg, bundle);
+    if (!STORAGE_ONLY) await benchDeletes(reg, bundle);
   } finally {
     undoInterrupt();
     await reg.stop();
@@ -722,7 +740,7 @@ async function benchInventory(): Promise<void> {
 /** bench/results.json (bench/results-small.json for the small scale): the machine, the scale, every row. */
 async function writeResults(totalMs: number): Promise<string> {
   const dir = join(PROJECT_ROOT, 'bench');
-  const file = join(dir, SMALL ? 'results-small.json' : 'results.json');
+  const file = join(dir, `results${SMALL ? '-small' : ''}${STORAGE_ONLY ? '-storage' : ''}.json`);
   await mkdir(dir, { recursive: true });
   const processors = cpus();
   const results = {
@@ -745,12 +763,12 @@ async function writeResults(totalMs: number): Promise<string> {
 async function main(): Promise<number> {
   const startedAt = performance.now();
   log(`bench (${SMALL ? 'small' : 'full'} scale; BENCH_SCALE=small for a quick run)`);
-  rows.push(...(await benchPlanningScale({ small: SMALL, log })));
+  if (!STORAGE_ONLY) rows.push(...(await benchPlanningScale({ small: SMALL, log })));
   const dir = await mkdtemp(join(tmpdir(), 'registry-janitor-bench-'));
   try {
     const bundle = join(dir, 'registry-janitor.mjs');
     await bundleCli('esm', bundle);
-    await benchStartup(bundle);
+    if (!STORAGE_ONLY) await benchStartup(bundle);
     await benchRegistry(bundle);
   } finally {
     await rm(dir, { recursive: true, force: true });

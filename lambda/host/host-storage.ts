@@ -21,8 +21,13 @@ const EPOCH_SECONDS = /^([0-9]{1,12})(?:\.([0-9]{1,9}))?$/;
 const BASE64_LINE = /^[A-Za-z0-9+/]{1,76}={0,2}$/;
 /** An archive member: a blob's `data` file under blobs/sha256. */
 const BLOB_PATH = /^([a-f0-9]{2})\/([a-f0-9]{64})\/data$/;
-/** Base64 lines decoded at once: whole lines of 76 characters decode on their own. */
-const LINES_PER_CHUNK = 2048;
+/** Base64 lines decoded at once (about 1 MiB): whole lines of 76 characters decode on their own. */
+const LINES_PER_CHUNK = 16384;
+/**
+ * What the gunzip stream hands over at a time. Its 16 KiB default makes a thousand small turns of the
+ * pipeline per 16 MiB of tar; a larger piece bounds memory as well, and keeps the reader's copies few.
+ */
+const INFLATE_CHUNK_BYTES = 1024 * 1024;
 
 interface Building {
   readonly revisions: StoredRevision[];
@@ -59,8 +64,16 @@ export function parseInventory(
   let current: Building | undefined;
   const lines = text.split('\n');
   for (let index = 0; index < lines.length; index++) {
-    const line = (lines[index] ?? '').replace(/\r$/, '');
+    let line = lines[index] ?? '';
+    if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line === '') continue;
+    // Most lines are the archive's: checked whole, without splitting them into fields.
+    if (line.startsWith('M ')) {
+      const encoded = line.slice(2);
+      if (BASE64_LINE.test(encoded)) archive.push(encoded);
+      else onInvalid?.(line, index + 1);
+      continue;
+    }
     const [kind, ...fields] = line.split(' ');
     let valid = false;
     if (kind === 'R' && fields.length === 1) {
@@ -78,9 +91,6 @@ export function parseInventory(
         current.revisions.push({ digest, pushedAt: when });
         valid = true;
       }
-    } else if (kind === 'M' && fields.length === 1 && BASE64_LINE.test(fields[0] ?? '')) {
-      archive.push(fields[0] as string);
-      valid = true;
     } else if (kind === 'T' && fields.length === 3 && current) {
       const [name, hex, mtime] = fields;
       const digest = `sha256:${hex}`;
@@ -113,18 +123,22 @@ export async function readBlobArchive(
   const blobs = new Map<Digest, Uint8Array | number>();
   if (lines.length === 0) return blobs;
   const reader = new TarReader(MAX_MANIFEST_BYTES);
-  await pipeline(Readable.from(decoded(lines)), createGunzip(), async (chunks: AsyncIterable<Buffer>) => {
-    for await (const chunk of chunks) {
-      for (const entry of reader.push(chunk)) {
-        const [, prefix, hex] = BLOB_PATH.exec(entry.name) ?? [];
-        if (hex === undefined || hex.slice(0, 2) !== prefix) {
-          onInvalid?.(entry.name);
-          continue;
+  await pipeline(
+    Readable.from(decoded(lines)),
+    createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }),
+    async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) {
+        for (const entry of reader.push(chunk)) {
+          const [, prefix, hex] = BLOB_PATH.exec(entry.name) ?? [];
+          if (hex === undefined || hex.slice(0, 2) !== prefix) {
+            onInvalid?.(entry.name);
+            continue;
+          }
+          blobs.set(`sha256:${hex}`, entry.body ?? entry.size);
         }
-        blobs.set(`sha256:${hex}`, entry.body ?? entry.size);
       }
-    }
-  });
+    },
+  );
   reader.end();
   return blobs;
 }

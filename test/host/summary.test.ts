@@ -185,6 +185,25 @@ describe('parseInventory', () => {
     expect([...listed.keys()]).toEqual(['ok']);
     expect(invalid.map(([, n]) => n)).toEqual([1, 2, 3, 5, 6, 7, 8, 10, 11, 12]);
   });
+
+  it("keeps the archive's base64 lines in order and reports those that are not base64", () => {
+    const invalid: [string, number][] = [];
+    const text = [
+      'M SGVsbG8s',
+      'M !!notbase64',
+      'M ',
+      'M IHdvcmxk\r',
+      `M ${'A'.repeat(77)}`,
+      'M  SGVsbG8s',
+      'M SGVs bG8s',
+      'M IQ==',
+    ].join('\n');
+
+    const { archive } = parseInventory(text, (line, n) => invalid.push([line, n]));
+
+    expect(Buffer.from(archive.join(''), 'base64').toString()).toBe('Hello, world!');
+    expect(invalid.map(([, n]) => n)).toEqual([2, 3, 5, 6, 7]);
+  });
 });
 
 describe('HostStorage', () => {
