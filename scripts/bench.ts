@@ -33,11 +33,14 @@ import { type CliRun, runCli } from './run-cli.js';
 const run = promisify(execFile);
 
 const SMALL = process.env.BENCH_SCALE === 'small';
-/** BENCH_ONLY=storage: only the rows that read storage (gc --dry-run, both storage plans, host inventory). */
-const STORAGE_ONLY = process.env.BENCH_ONLY === 'storage';
-if (process.env.BENCH_ONLY !== undefined && !STORAGE_ONLY) {
+/**
+ * `BENCH_ONLY=storage`: only the rows that read storage (gc --dry-run, both storage plans, host inventory);
+ * `BENCH_ONLY=deletes`: only the delete rows, on a registry of their own.
+ */
+const ONLY = process.env.BENCH_ONLY;
+if (ONLY !== undefined && ONLY !== 'storage' && ONLY !== 'deletes') {
   process.stderr.write(
-    `BENCH_ONLY must be "storage" (or unset for every row), not ${JSON.stringify(process.env.BENCH_ONLY)}\n`,
+    `BENCH_ONLY must be "storage", "deletes" or unset (every row), got ${JSON.stringify(ONLY)}\n`,
   );
   process.exit(2);
 }
@@ -57,6 +60,8 @@ const TARGET = {
   storageRatio: 1.0,
   /** `clean` against bare DELETEs of as many manifests. */
   deleteRatio: 1.2,
+  /** `clean` against bare DELETEs each followed by the HEAD that confirms it. */
+  confirmedDeleteRatio: 1.2,
 };
 const digestOf = (seed: string): Digest => `sha256:${createHash('sha256').update(seed).digest('hex')}`;
 
@@ -172,7 +177,7 @@ function bareClient(url: string, concurrency: number) {
   const agent = new Agent({ connections: concurrency });
   const limit = createLimit(concurrency);
   let requests = 0;
-  const send = (method: 'GET' | 'DELETE', path: string, accept?: string) =>
+  const send = (method: 'GET' | 'HEAD' | 'DELETE', path: string, accept?: string) =>
     limit(async () => {
       requests += 1;
       const res = await request(`${url}${path}`, {
@@ -181,7 +186,7 @@ function bareClient(url: string, concurrency: number) {
         ...(accept ? { headers: { accept } } : {}),
       });
       const body = Buffer.from(await res.body.arrayBuffer());
-      const expected = method === 'GET' ? 200 : 202;
+      const expected = { GET: 200, HEAD: 404, DELETE: 202 }[method];
       if (res.statusCode !== expected) throw new Error(`${method} ${path} answered ${res.statusCode}`);
       return { body, headers: res.headers };
     });
@@ -249,17 +254,25 @@ async function apiScanFloor(url: string, concurrency: number): Promise<FloorCoun
   }
 }
 
-/** The bare DELETE by digest of every revision given, at `concurrency` requests in flight. */
+/**
+ * The bare DELETE by digest of every revision given, at `concurrency` requests in flight; with `confirm`,
+ * each DELETE followed by a HEAD by digest that must answer 404.
+ */
 async function deleteFloor(
   url: string,
   revisions: ReadonlyMap<string, readonly string[]>,
   concurrency: number,
+  confirm: boolean,
 ) {
   const client = bareClient(url, concurrency);
   try {
     await Promise.all(
       [...revisions].flatMap(([name, digests]) =>
-        digests.map((digest) => client.send('DELETE', `/v2/${name}/manifests/${digest}`)),
+        digests.map(async (digest) => {
+          const path = `/v2/${name}/manifests/${digest}`;
+          await client.send('DELETE', path);
+          if (confirm) await client.send('HEAD', path, MANIFEST_ACCEPT);
+        }),
       ),
     );
   } finally {
@@ -384,7 +397,7 @@ async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
       log(
         `scan: run ${n} of ${RUNS}: request floor, plan (API), gc --dry-run, plan --storage-root, plan --storage-from-host…`,
       );
-      if (!STORAGE_ONLY) {
+      if (ONLY !== 'storage') {
         const bare = await timed(() => apiScanFloor(reg.url, CONCURRENCY));
         floor = bare.result;
         times.floor.push(bare.ms);
@@ -392,7 +405,7 @@ async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
       }
       for (const key of ['api', 'storageRoot', 'fromHost'] as const) {
         const { args, env, expected } = variants[key];
-        if (key !== 'api' || !STORAGE_ONLY) {
+        if (key !== 'api' || ONLY !== 'storage') {
           const run = await timed(() => command(bundle, args, env));
           planned(run.result, expected, `plan (${key})`);
           times[key].push(run.ms);
@@ -405,11 +418,12 @@ async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
         }
       }
     }
-    if (!floor && !STORAGE_ONLY) throw new Error('no run');
+    if (!floor && ONLY !== 'storage') throw new Error('no run');
     const counted = {
-      api: STORAGE_ONLY
-        ? undefined
-        : loggedRequests((await command(bundle, [...variants.api.args, '--verbose'])).stderr),
+      api:
+        ONLY === 'storage'
+          ? undefined
+          : loggedRequests((await command(bundle, [...variants.api.args, '--verbose'])).stderr),
       storageRoot: loggedRequests(
         (await command(bundle, [...variants.storageRoot.args, '--verbose'])).stderr,
       ),
@@ -511,83 +525,107 @@ async function garbageCollectDryRun(reg: TestRegistry): Promise<void> {
 }
 
 /**
- * Deletes per second: bare DELETEs by digest of one freshly pushed set of untagged revisions against
- * `clean --plan` deleting another set of the same shape, which also re-resolves each repository's tags
- * before deleting and checks each delete with a HEAD by digest.
+ * Deletes per second, `RUNS` times in turn, each on freshly pushed untagged revisions of the same shape: bare
+ * DELETEs by digest; bare DELETEs each followed by the HEAD by digest that confirms it; and `clean --plan`,
+ * which also re-resolves each repository's tags before deleting and verifies the kept tags after.
  */
 async function benchDeletes(reg: TestRegistry, bundle: string): Promise<void> {
   const { repositories, revisions } = SCALE.deletes;
   const total = repositories * revisions;
   const set = (kind: string) => Array.from({ length: repositories }, (_, r) => `bench-delete/${kind}-${r}`);
-  log(`deletes: pushing two sets of ${count(total)} untagged revisions in ${repositories} repositories…`);
   const shape = { tags: 1, untagged: revisions };
-  const bare = await fillRegistry(reg, set('floor'), shape);
-  await fillRegistry(reg, set('clean'), shape);
-
   const scratch = await mkdtemp(join(tmpdir(), 'registry-janitor-bench-clean-'));
+  const floors: number[] = [];
+  const confirmed: number[] = [];
+  const cleans: number[] = [];
   try {
-    const savedPlan = join(scratch, 'plan.json');
-    const plan = await command(bundle, [
-      'plan',
-      '--registry',
-      reg.url,
-      '--repo',
-      'bench-delete/clean-*',
-      '--storage-root',
-      reg.root,
-      '--untagged-only',
-      '--untagged-grace',
-      '0',
-      '--json',
-    ]);
-    await writeFile(savedPlan, plan.stdout);
-    const toDelete = (JSON.parse(plan.stdout) as Plan).totals.manifestsDeleted;
-    if (toDelete !== total)
-      throw new Error(`the plan deletes ${toDelete} manifests, pushed ${total} untagged`);
-
-    log(`deletes: ${count(total)} bare DELETEs, then clean --plan deleting ${count(total)}…`);
-    const floor = await timed(() => deleteFloor(reg.url, bare.untagged, CONCURRENCY));
-    const clean = await timed(() =>
-      command(bundle, [
-        'clean',
-        '--plan',
-        savedPlan,
-        '--yes',
+    for (let run = 1; run <= RUNS; run += 1) {
+      log(`deletes, run ${run}/${RUNS}: pushing three sets of ${count(total)} untagged revisions…`);
+      const bare = await fillRegistry(reg, set(`floor${run}`), shape);
+      const paired = await fillRegistry(reg, set(`confirmed${run}`), shape);
+      await fillRegistry(reg, set(`clean${run}`), shape);
+      const savedPlan = join(scratch, `plan-${run}.json`);
+      const plan = await command(bundle, [
+        'plan',
+        '--registry',
+        reg.url,
+        '--repo',
+        `bench-delete/clean${run}-*`,
+        '--storage-root',
+        reg.root,
+        '--untagged-only',
+        '--untagged-grace',
+        '0',
         '--json',
-        '--concurrency',
-        String(CONCURRENCY),
-      ]),
-    );
-    const { report } = JSON.parse(clean.result.stdout) as {
-      report: { outcome: string; deletions: { deleted: unknown[] } };
-    };
-    const deleted = report.deletions.deleted.length;
-    if (report.outcome !== 'succeeded' || deleted !== total) {
-      throw new Error(`clean ${report.outcome}, deleted ${deleted} of ${total}`);
+      ]);
+      await writeFile(savedPlan, plan.stdout);
+      const toDelete = (JSON.parse(plan.stdout) as Plan).totals.manifestsDeleted;
+      if (toDelete !== total)
+        throw new Error(`the plan deletes ${toDelete} manifests, pushed ${total} untagged`);
+
+      log(`deletes, run ${run}/${RUNS}: bare DELETEs, DELETEs with their HEADs, clean --plan…`);
+      floors.push((await timed(() => deleteFloor(reg.url, bare.untagged, CONCURRENCY, false))).ms);
+      confirmed.push((await timed(() => deleteFloor(reg.url, paired.untagged, CONCURRENCY, true))).ms);
+      const clean = await timed(() =>
+        command(bundle, [
+          'clean',
+          '--plan',
+          savedPlan,
+          '--yes',
+          '--json',
+          '--concurrency',
+          String(CONCURRENCY),
+        ]),
+      );
+      const { report } = JSON.parse(clean.result.stdout) as {
+        report: { outcome: string; deletions: { deleted: unknown[] } };
+      };
+      const deleted = report.deletions.deleted.length;
+      if (report.outcome !== 'succeeded' || deleted !== total) {
+        throw new Error(`clean ${report.outcome}, deleted ${deleted} of ${total}`);
+      }
+      cleans.push(clean.ms);
     }
-    rows.push(
-      {
-        what: `delete floor: ${count(total)} bare DELETEs by digest, concurrency ${CONCURRENCY}`,
-        measured: `${seconds(floor.ms)} (${count(Math.round(total / (floor.ms / 1000)))}/s)`,
-        target: '-',
-        raw: { ms: floor.ms, deletes: total, perSecond: total / (floor.ms / 1000) },
-      },
-      {
-        what: `clean --plan: ${count(total)} untagged revisions deleted and checked, CLI wall clock`,
-        measured: `${ratio(clean.ms, floor.ms)} (${count(Math.round(total / (clean.ms / 1000)))}/s)`,
-        target: `≤ ${TARGET.deleteRatio}× floor`,
-        pass: clean.ms <= TARGET.deleteRatio * floor.ms,
-        raw: {
-          ms: clean.ms,
-          deletes: total,
-          perSecond: total / (clean.ms / 1000),
-          ratioToFloor: clean.ms / floor.ms,
-        },
-      },
-    );
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+  const floor = median(floors);
+  const pair = median(confirmed);
+  const clean = median(cleans);
+  const perSecond = (ms: number) => `${count(Math.round(total / (ms / 1000)))}/s`;
+  rows.push(
+    {
+      what: `delete floor: ${count(total)} bare DELETEs by digest, concurrency ${CONCURRENCY} (median of ${RUNS})`,
+      measured: `${seconds(floor)} (${perSecond(floor)})`,
+      target: '-',
+      raw: { ms: floor, deletes: total, perSecond: total / (floor / 1000) },
+    },
+    {
+      what: `confirmed delete floor: ${count(total)} bare DELETEs, each then its HEAD (median of ${RUNS})`,
+      measured: `${seconds(pair)} (${perSecond(pair)})`,
+      target: '-',
+      raw: { ms: pair, deletes: total, perSecond: total / (pair / 1000), ratioToFloor: pair / floor },
+    },
+    {
+      what: `clean --plan: ${count(total)} untagged revisions deleted and checked, CLI wall clock (median of ${RUNS})`,
+      measured: `${ratio(clean, floor)} (${perSecond(clean)})`,
+      target: `≤ ${TARGET.deleteRatio}× floor`,
+      pass: clean <= TARGET.deleteRatio * floor,
+      raw: {
+        ms: clean,
+        deletes: total,
+        perSecond: total / (clean / 1000),
+        ratioToFloor: clean / floor,
+        ratioToConfirmedFloor: clean / pair,
+      },
+    },
+    {
+      what: '  against the confirmed delete floor',
+      measured: `${(clean / pair).toFixed(2)}×`,
+      target: `≤ ${TARGET.confirmedDeleteRatio}× confirmed floor`,
+      pass: clean <= TARGET.confirmedDeleteRatio * pair,
+    },
+  );
 }
 
 /** The scan and delete rows, on one registry started for them. */
@@ -595,8 +633,8 @@ async function benchRegistry(bundle: string): Promise<void> {
   const reg = await startRegistry();
   const undoInterrupt = stopOnInterrupt(reg);
   try {
-    await benchScan(reg, bundle);
-    if (!STORAGE_ONLY) await benchDeletes(reg, bundle);
+    if (ONLY !== 'deletes') await benchScan(reg, bundle);
+    if (ONLY !== 'storage') await benchDeletes(reg, bundle);
   } finally {
     undoInterrupt();
     await reg.stop();
@@ -737,10 +775,13 @@ async function benchInventory(): Promise<void> {
   }
 }
 
-/** bench/results.json (bench/results-small.json for the small scale): the machine, the scale, every row. */
+/**
+ * bench/results.json (results-small.json for the small scale, results-deletes.json for the delete rows
+ * alone): the machine, the scale, every row.
+ */
 async function writeResults(totalMs: number): Promise<string> {
   const dir = join(PROJECT_ROOT, 'bench');
-  const file = join(dir, `results${SMALL ? '-small' : ''}${STORAGE_ONLY ? '-storage' : ''}.json`);
+  const file = join(dir, `results${SMALL ? '-small' : ''}${ONLY ? `-${ONLY}` : ''}.json`);
   await mkdir(dir, { recursive: true });
   const processors = cpus();
   const results = {
@@ -763,17 +804,17 @@ async function writeResults(totalMs: number): Promise<string> {
 async function main(): Promise<number> {
   const startedAt = performance.now();
   log(`bench (${SMALL ? 'small' : 'full'} scale; BENCH_SCALE=small for a quick run)`);
-  if (!STORAGE_ONLY) rows.push(...(await benchPlanningScale({ small: SMALL, log })));
+  if (ONLY === undefined) rows.push(...(await benchPlanningScale({ small: SMALL, log })));
   const dir = await mkdtemp(join(tmpdir(), 'registry-janitor-bench-'));
   try {
     const bundle = join(dir, 'registry-janitor.mjs');
     await bundleCli('esm', bundle);
-    if (!STORAGE_ONLY) await benchStartup(bundle);
+    if (ONLY === undefined) await benchStartup(bundle);
     await benchRegistry(bundle);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  await benchInventory();
+  if (ONLY !== 'deletes') await benchInventory();
   const lines = table([
     ['BENCHMARK', 'MEASURED', 'TARGET', 'RESULT'],
     ...rows.map((row) => [
