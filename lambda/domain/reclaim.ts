@@ -51,9 +51,9 @@ export function countedSize(inventory: Inventory): (blob: BlobRef) => number | u
 const KEPT = -1;
 
 // Reclaim looks at every blob of the inventory, close to a million at 100,000 tags. It takes them a share at a
-// time (a quarter), by a character of the digest, so that its table holds only that share: the passes over the
+// time (a half), by a character of the digest, so that its table holds only that share: the passes over the
 // inventory cost less than one table of all of them would.
-const SHARDS = 4;
+const SHARDS = 2;
 const shardOf = (digest: string): number => digest.charCodeAt(digest.length - 1) % SHARDS;
 
 /** Which manifests go: for each repository, a flag per manifest of its list, in the inventory's order. */
