@@ -447,8 +447,8 @@ export class RegistryJanitor extends Construct {
       depsLockFilePath: LOCK_FILE,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      // `npm run bench` plans 100,000 tags (300,000 manifests) in a peak of about 470 MiB RSS, growing some
-      // 3.4 MiB per 1,000 tags; 1024 MB leaves the other half for the scan's HTTP buffers and the host
+      // `npm run bench` plans 100,000 tags (300,000 manifests) in a peak of about 400 MiB RSS, growing some
+      // 2.9 MiB per 1,000 tags; 1024 MB leaves the other half for the scan's HTTP buffers and the host
       // inventory's output, and more memory would buy CPU time, not room.
       memorySize: props.memorySize ?? 1024,
       timeout: Duration.minutes(15),

@@ -2,7 +2,7 @@ import { Interner } from './interning.js';
 import type { Inventory, Manifest, Repository } from './inventory.js';
 import type { Digest } from './names.js';
 import { describeRule, type Policy, type Rule, ruleFor } from './policy.js';
-import { type Reclaim, reclaim } from './reclaim.js';
+import { type Reclaim, reclaimFlagged } from './reclaim.js';
 import {
   classifyRoles,
   type Decision,
@@ -252,9 +252,15 @@ function keepDependents(
   }
 }
 
-function planRepository(repository: Repository, rule: Rule, now: number, strings: Interner): RepositoryPlan {
+/** A repository's plan, and which of its manifests (in the inventory's order) it deletes. */
+interface Planned {
+  readonly plan: RepositoryPlan;
+  readonly deleted?: Uint8Array;
+}
+
+function planRepository(repository: Repository, rule: Rule, now: number, strings: Interner): Planned {
   const ruleText = describeRule(rule);
-  if (repository.error !== undefined) return unscannedRepository(repository, ruleText);
+  if (repository.error !== undefined) return { plan: unscannedRepository(repository, ruleText) };
 
   const byDigest = new Map<Digest, Manifest>(repository.manifests.map((m) => [m.digest, m]));
   const nodes = nodesOf(repository);
@@ -305,7 +311,10 @@ function planRepository(repository: Repository, rule: Rule, now: number, strings
   // A plan of 300,000 manifests lives as long as the run: its reasons are shared and flat, and its entries
   // plain objects of one shape each.
   const reason = (text: string | undefined) => strings.string(text ?? '');
-  return {
+  const deleted = Uint8Array.from(repository.manifests, (manifest) =>
+    nodes.get(manifest.digest)?.decision === 'delete' ? 1 : 0,
+  );
+  const planned: RepositoryPlan = {
     name: repository.name,
     rule: ruleText,
     tags: repository.tags.map((tag) => {
@@ -330,6 +339,7 @@ function planRepository(repository: Repository, rule: Rule, now: number, strings
     }),
     deletions: deletionUnits(nodes, referrersOf),
   };
+  return { plan: planned, deleted };
 }
 
 /** Groups deleted digests into units: each root with the children and referrers that go with it. */
@@ -359,11 +369,14 @@ function deletionUnits(
   const candidates = [...nodes.values()]
     .filter((node) => node.decision === 'delete')
     .sort((a, b) => Number(isRoot(b)) - Number(isRoot(a)));
+  // Steps are gathered in one list and copied out at their count: a list grown by pushing keeps room for
+  // seventeen, and most units are one step.
+  const steps: DeletionStep[] = [];
   for (const node of candidates) {
     if (assigned.has(node.manifest.digest)) continue;
-    const steps: DeletionStep[] = [];
+    steps.length = 0;
     collect(node, steps);
-    units.push({ root: node.manifest.digest, steps });
+    units.push({ root: node.manifest.digest, steps: steps.slice() });
   }
   return units;
 }
@@ -372,9 +385,10 @@ function deletionUnits(
 export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
   const nowMs = now.getTime();
   const strings = new Interner();
-  const repositories = inventory.repositories.map((repository) =>
+  const planned = inventory.repositories.map((repository) =>
     planRepository(repository, ruleFor(policy, repository.name), nowMs, strings),
   );
+  const repositories = planned.map((p) => p.plan);
   const count = <T extends { decision: Decision }>(items: readonly T[], decision: Decision) =>
     items.filter((item) => item.decision === decision).length;
   const totals: PlanTotals = {
@@ -385,18 +399,15 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
     manifestsKept: repositories.reduce((sum, r) => sum + count(r.manifests, 'keep'), 0),
     manifestsDeleted: repositories.reduce((sum, r) => sum + count(r.manifests, 'delete'), 0),
   };
-  const deletedByRepository = new Map(
-    repositories.map((r) => [
-      r.name,
-      new Set(r.manifests.filter((m) => m.decision === 'delete').map((m) => m.digest)),
-    ]),
-  );
   return {
     version: 1,
     registry: inventory.registry,
     createdAt: now.toISOString(),
     repositories,
     totals,
-    reclaim: reclaim(inventory, deletedByRepository),
+    reclaim: reclaimFlagged(
+      inventory,
+      planned.map((p) => p.deleted),
+    ),
   };
 }

@@ -1,4 +1,5 @@
-import type { BlobRef, Inventory, Manifest } from './inventory.js';
+import { DigestMap } from './digest-table.js';
+import type { BlobRef, Inventory, Manifest, Repository } from './inventory.js';
 import type { Digest } from './names.js';
 
 export interface Reclaim {
@@ -46,8 +47,17 @@ export function countedSize(inventory: Inventory): (blob: BlobRef) => number | u
   return stored ? (blob) => stored.get(blob.digest) : (blob) => blob.size;
 }
 
-/** Marks, in reclaim's one map of blobs, a blob some kept manifest references. */
+/** Marks, in reclaim's table of blobs, a blob some kept manifest references. */
 const KEPT = -1;
+
+// Reclaim looks at every blob of the inventory, close to a million at 100,000 tags. It takes them a share at a
+// time (a half), by a character of the digest, so that its table holds only that share: the passes over the
+// inventory cost less than one table of all of them would.
+const SHARDS = 2;
+const shardOf = (digest: string): number => digest.charCodeAt(digest.length - 1) % SHARDS;
+
+/** Which manifests go: for each repository, a flag per manifest of its list, in the inventory's order. */
+export type DeletedFlags = readonly (Uint8Array | undefined)[];
 
 /**
  * The bytes the garbage collector frees once the given manifests are deleted: blobs referenced by deleted
@@ -55,27 +65,55 @@ const KEPT = -1;
  * so a blob kept anywhere counts as not freed.
  */
 export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, ReadonlySet<Digest>>): Reclaim {
+  return reclaimFlagged(
+    inventory,
+    inventory.repositories.map((repository) => {
+      const gone = deleted.get(repository.name);
+      return gone && Uint8Array.from(repository.manifests, (manifest) => (gone.has(manifest.digest) ? 1 : 0));
+    }),
+  );
+}
+
+/** `reclaim`, with the deleted manifests flagged where they are listed. */
+export function reclaimFlagged(inventory: Inventory, deleted: DeletedFlags): Reclaim {
   // One entry per blob: KEPT once a kept manifest references it, else the size a deleted manifest declares.
-  const blobState = new Map<Digest, number>();
-  for (const repository of inventory.repositories) {
-    const gone = deleted.get(repository.name);
-    for (const manifest of repository.manifests) {
-      const isDeleted = gone?.has(manifest.digest) === true;
-      eachBlob(manifest, (digest, size) => {
-        if (!isDeleted) blobState.set(digest, KEPT);
-        else if (blobState.get(digest) !== KEPT) blobState.set(digest, size);
-      });
-    }
-  }
-  const sizeOf = countedSize(inventory);
+  const blobState = new DigestMap<number>();
+  const stored = inventory.storedBlobs && new DigestMap<number>();
   let bytes = 0;
   let blobs = 0;
-  for (const [digest, size] of blobState) {
-    if (size === KEPT) continue;
-    const freed = sizeOf({ digest, size });
-    if (freed === undefined) continue;
-    bytes += freed;
-    blobs += 1;
+  let unreferenced = 0;
+  let shard = 0;
+  let isDeleted = false;
+  const note = (digest: Digest, size: number) => {
+    if (shardOf(digest) !== shard) return;
+    if (!isDeleted) blobState.set(digest, KEPT);
+    else if (blobState.get(digest) !== KEPT) blobState.set(digest, size);
+  };
+  for (; shard < SHARDS; shard++) {
+    blobState.clear();
+    for (let r = 0; r < inventory.repositories.length; r++) {
+      const { manifests } = inventory.repositories[r] as Repository;
+      const flags = deleted[r];
+      for (let m = 0; m < manifests.length; m++) {
+        isDeleted = flags !== undefined && flags[m] === 1;
+        eachBlob(manifests[m] as Manifest, note);
+      }
+    }
+    if (stored) {
+      stored.clear();
+      for (const blob of inventory.storedBlobs ?? []) {
+        if (shardOf(blob.digest) !== shard) continue;
+        stored.set(blob.digest, blob.size);
+        if (!blobState.has(blob.digest)) unreferenced += blob.size;
+      }
+    }
+    blobState.forEach((size, digest) => {
+      if (size === KEPT) return;
+      const freed = stored ? stored.get(digest) : size;
+      if (freed === undefined) return;
+      bytes += freed;
+      blobs += 1;
+    });
   }
 
   const caveats: string[] = [];
@@ -91,11 +129,6 @@ export function reclaim(inventory: Inventory, deleted: ReadonlyMap<string, Reado
   }
   const exact = caveats.length === 0;
   let unreferencedBytes: number | undefined;
-  if (exact && inventory.storedBlobs) {
-    unreferencedBytes = 0;
-    for (const blob of inventory.storedBlobs) {
-      if (!blobState.has(blob.digest)) unreferencedBytes += blob.size;
-    }
-  }
+  if (exact && inventory.storedBlobs) unreferencedBytes = unreferenced;
   return { bytes, blobs, exact, caveats, ...(unreferencedBytes !== undefined ? { unreferencedBytes } : {}) };
 }

@@ -180,7 +180,10 @@ export function rankImages(
     }
   }
   for (const ranking of [...groupRankings, ownRanking]) {
-    ranking.ranked.sort((a, b) => byRecency(recency(a), recency(b)));
+    // Each image's recency once, not once per comparison.
+    const keyed = ranking.ranked.map((node) => ({ node, recency: recency(node) }));
+    keyed.sort((a, b) => byRecency(a.recency, b.recency));
+    for (const [position, { node }] of keyed.entries()) ranking.ranked[position] = node;
     for (const [position, node] of ranking.ranked.entries()) ranking.rank.set(node.manifest.digest, position);
   }
   return { rankingsOfTag };
