@@ -164,6 +164,27 @@ export const pendingCollectionSchema = z.object({
 /** A collection an invocation left running, with the tags to verify once it ends. */
 export type PendingCollection = z.infer<typeof pendingCollectionSchema>;
 
+/**
+ * A stored record read back: the record, or why the text `where` names is none, with the fix, for every store
+ * to throw in its own error.
+ */
+export function parsePendingCollection(text: string, where: string): PendingCollection | { problem: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const parsed = pendingCollectionSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  const why = json === undefined ? 'not JSON' : `${field}${issue?.message ?? 'invalid'}`;
+  return {
+    problem: `${where} is not a pending-collection record (${why}): delete it, and verify the registry with registry-janitor verify`,
+  };
+}
+
 /** Where a collection left running is remembered; at most one at a time. */
 export interface PendingCollections {
   read(): Promise<PendingCollection | undefined>;

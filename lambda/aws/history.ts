@@ -2,7 +2,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import {
   type PendingCollection,
   type PendingCollections,
-  pendingCollectionSchema,
+  parsePendingCollection,
   type RunArchive,
   type RunDetails,
 } from '../ports.js';
@@ -130,19 +130,9 @@ export class S3History implements RunArchive, PendingCollections {
       if (errorName(error) === 'NoSuchKey') return undefined;
       throw this.failure('reading', PENDING_KEY, error);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    const parsed = pendingCollectionSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new HistoryError(
-        `${this.where(PENDING_KEY)} is not a pending-collection record (${parsed.error.issues[0]?.message ?? 'not JSON'}): delete it, and verify the registry with registry-janitor verify`,
-      );
-    }
-    return parsed.data;
+    const parsed = parsePendingCollection(text, this.where(PENDING_KEY));
+    if ('problem' in parsed) throw new HistoryError(parsed.problem);
+    return parsed;
   }
 
   async write(record: PendingCollection | undefined): Promise<void> {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../error-message.js';
-import { type PendingCollection, type PendingCollections, pendingCollectionSchema } from '../ports.js';
+import { type PendingCollection, type PendingCollections, parsePendingCollection } from '../ports.js';
 
 /** The record of an unfinished collection could not be read or written; the message names the file. */
 export class PendingFileError extends Error {
@@ -33,22 +33,10 @@ export class PendingCollectionFile implements PendingCollections {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new PendingFileError(`${this.path} could not be read (${errorMessage(error)})`, { cause: error });
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    const parsed = pendingCollectionSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      throw new PendingFileError(
-        `${this.path} is not a pending-collection record (${json === undefined ? 'not JSON' : `${where}${issue?.message ?? 'invalid'}`}): delete it, and verify the registry with registry-janitor verify`,
-      );
-    }
+    const parsed = parsePendingCollection(text, this.path);
+    if ('problem' in parsed) throw new PendingFileError(parsed.problem);
     // Names that map to the same file: the record is another registry's, and left alone.
-    return parsed.data.registry === this.registry ? parsed.data : undefined;
+    return parsed.registry === this.registry ? parsed : undefined;
   }
 
   async write(record: PendingCollection | undefined): Promise<void> {
