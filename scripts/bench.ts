@@ -352,6 +352,27 @@ const ratio = (ms: number, base: number) => `${seconds(ms)} (${(ms / base).toFix
  * registry's own `garbage-collect --dry-run` over the same storage. Each is run RUNS times, in turn, and
  * the medians compared; one more `--verbose` run of each plan counts its requests.
  */
+/** A plan that reads storage: its time against `gc --dry-run`, and the manifest and config GETs it sent. */
+function storageRows(what: string, ms: number, gcMs: number, counted: LoggedRequests): Row[] {
+  const gets = counted.manifestGets + counted.blobGets;
+  return [
+    {
+      what,
+      measured: ratio(ms, gcMs),
+      target: `≤ ${TARGET.storageRatio}× gc --dry-run`,
+      pass: ms <= TARGET.storageRatio * gcMs,
+      raw: { ms, ratioToGc: ms / gcMs },
+    },
+    {
+      what: '  its manifest and config GETs; all requests',
+      measured: `${gets}; ${count(counted.total)}`,
+      target: '0; -',
+      pass: gets === 0,
+      raw: { ...counted },
+    },
+  ];
+}
+
 async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
   const { repositories, tags, untagged } = SCALE.registry;
   const names = Array.from({ length: repositories }, (_, r) => `bench/group-${r % 20}/app-${r}`);
@@ -473,34 +494,18 @@ async function benchScan(reg: TestRegistry, bundle: string): Promise<void> {
         target: '-',
         raw: { ms: m.gc },
       },
-      {
-        what: `plan --storage-root: ${count(filled.manifests)} manifests (${medians})`,
-        measured: ratio(m.storageRoot, m.gc),
-        target: `≤ ${TARGET.storageRatio}× gc --dry-run`,
-        pass: m.storageRoot <= TARGET.storageRatio * m.gc,
-        raw: { ms: m.storageRoot, ratioToGc: m.storageRoot / m.gc },
-      },
-      {
-        what: '  its manifest and config GETs; all requests',
-        measured: `${counted.storageRoot.manifestGets + counted.storageRoot.blobGets}; ${count(counted.storageRoot.total)}`,
-        target: '0; -',
-        pass: counted.storageRoot.manifestGets + counted.storageRoot.blobGets === 0,
-        raw: { ...counted.storageRoot },
-      },
-      {
-        what: `plan --storage-from-host (docker exec): ${count(filled.manifests)} manifests (${medians})`,
-        measured: ratio(m.fromHost, m.gc),
-        target: `≤ ${TARGET.storageRatio}× gc --dry-run`,
-        pass: m.fromHost <= TARGET.storageRatio * m.gc,
-        raw: { ms: m.fromHost, ratioToGc: m.fromHost / m.gc },
-      },
-      {
-        what: '  its manifest and config GETs; all requests',
-        measured: `${counted.fromHost.manifestGets + counted.fromHost.blobGets}; ${count(counted.fromHost.total)}`,
-        target: '0; -',
-        pass: counted.fromHost.manifestGets + counted.fromHost.blobGets === 0,
-        raw: { ...counted.fromHost },
-      },
+      ...storageRows(
+        `plan --storage-root: ${count(filled.manifests)} manifests (${medians})`,
+        m.storageRoot,
+        m.gc,
+        counted.storageRoot,
+      ),
+      ...storageRows(
+        `plan --storage-from-host (docker exec): ${count(filled.manifests)} manifests (${medians})`,
+        m.fromHost,
+        m.gc,
+        counted.fromHost,
+      ),
     );
   } finally {
     await docker.close();
